@@ -1,0 +1,1 @@
+"""Billing analytics: landing files -> DuckDB warehouse -> dbt marts -> dashboards."""
