@@ -1,0 +1,41 @@
+# Two commands matter: `make demo` and `make test`. Both bootstrap .venv the
+# first time (about a minute) and are quick afterwards.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/seeds dbt_project/tests -type f 2>/dev/null) \
+	dbt_project/dbt_project.yml dbt_project/profiles.yml
+
+.PHONY: demo test lint ui venv manifest clean
+
+demo: $(INSTALLED) $(MANIFEST)
+	$(BIN)/billing-analytics demo
+
+test: $(INSTALLED) $(MANIFEST)
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+ui: $(INSTALLED) $(MANIFEST)
+	mkdir -p .dagster_home && cp config/dagster.yaml .dagster_home/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+venv: $(INSTALLED)
+manifest: $(MANIFEST)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+# dagster-dbt reads the manifest when the definitions are imported.
+$(MANIFEST): $(INSTALLED) $(DBT_SOURCES)
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
+	@touch $@
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

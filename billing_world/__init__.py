@@ -1,0 +1,1 @@
+"""A seeded synthetic billing world written in the landing contract: our stand-in for a real company's exports."""

@@ -1,0 +1,37 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'support_tickets') }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        {{ version_rank(['ticket_id']) }} as version_rank
+    from source
+
+),
+
+final as (
+
+    select
+        ticket_id,
+        customer_id,
+        created_at,
+        solved_at,
+        category,
+        subcategory,
+        invoice_id,
+        priority,
+        status,
+        channel,
+        satisfaction
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,35 @@
+{#- Free-text comments are personal data: kept here for analysts with
+    warehouse access, never published (dashboards and exports drop them). -#}
+with
+
+source as (
+
+    select * from {{ source('raw', 'survey_responses') }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        {{ version_rank(['response_id']) }} as version_rank
+    from source
+
+),
+
+final as (
+
+    select
+        response_id,
+        customer_id,
+        survey,
+        score,
+        responded_at,
+        invoice_id,
+        comment
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

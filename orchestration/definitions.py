@@ -1,0 +1,42 @@
+"""The Dagster code location: one Definitions object; nothing runs at import."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.defs.ingest.assets import ingest_assets
+from orchestration.defs.publish.assets import load_report
+from orchestration.defs.resources import WarehouseResource
+from orchestration.defs.transform.automation import (
+    billing_pipeline_job,
+    daily_schedule,
+    new_landing_files_sensor,
+)
+from orchestration.defs.transform.dbt_assets import billing_dbt_models, dbt_project
+from orchestration.lib.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    settings.export_to_env()  # dbt reads the warehouse path from the same variable
+    return dg.Definitions(
+        assets=[*ingest_assets, billing_dbt_models, load_report],
+        jobs=[billing_pipeline_job],
+        schedules=[daily_schedule],
+        sensors=[new_landing_files_sensor],
+        resources={
+            "warehouse": WarehouseResource.from_settings(settings),
+            "dbt": DbtCliResource(
+                project_dir=dbt_project,
+                profiles_dir=str(dbt_project.profiles_dir),
+                # the dbt of this interpreter's environment, not whatever is on PATH
+                dbt_executable=str(Path(sys.executable).parent / "dbt"),
+            ),
+        },
+    )
+
+
+defs = build_definitions(Settings.from_env())

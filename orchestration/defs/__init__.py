@@ -1,0 +1,1 @@
+"""Dagster definitions by area: ingest, transform (dbt), and what later issues add."""

@@ -1,0 +1,1 @@
+"""One asset per landing source: contract validation, quarantine, load manifest."""

@@ -1,0 +1,121 @@
+"""Ingestion assets: landing batch files -> raw.<source> in DuckDB.
+
+Asset keys are ["raw", <source>], the keys dagster-dbt gives the dbt sources,
+so staging models hang off them in the graph. Validation happens inside the
+asset, before anything is written: a blocking check would only stop the
+steps after it, and bad rows must never reach raw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.lib.contract import SOURCES, Source
+from orchestration.lib.loader import SourceLoadReport, ensure_warehouse_schema, ingest_source
+
+INGEST_GROUP = "ingest"
+
+
+def conservation_violations(conn, source_name: str) -> list[dict]:
+    """Batches whose loaded + quarantined rows do not add up to the file's rows,
+    checked against what raw and quarantine actually hold."""
+    rows = conn.execute(
+        f"""
+        with loaded as (
+            select _batch_id as batch_id, count(*) as n from raw.{source_name} group by 1
+        ),
+        quarantined as (
+            select batch_id, count(*) as n from raw._quarantine where source = ? group by 1
+        )
+        select m.batch_file, m.rows_in_file, coalesce(l.n, 0), coalesce(q.n, 0)
+        from raw._load_manifest as m
+        left join loaded as l on l.batch_id = m.batch_id
+        left join quarantined as q on q.batch_id = m.batch_id
+        where m.source = ? and m.status = 'loaded'
+          and (m.rows_in_file != coalesce(l.n, 0) + coalesce(q.n, 0)
+               or m.rows_loaded != coalesce(l.n, 0)
+               or m.rows_quarantined != coalesce(q.n, 0))
+        """,
+        [source_name, source_name],
+    ).fetchall()
+    return [
+        {"batch_file": f, "rows_in_file": n, "rows_in_raw": lo, "rows_in_quarantine": q}
+        for f, n, lo, q in rows
+    ]
+
+
+def _report_metadata(report: SourceLoadReport, total_rows: int) -> dict:
+    return {
+        "new_batches": len(report.batches),
+        "files_already_loaded": report.files_already_loaded,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "unreadable_files": dg.MetadataValue.json(
+            [{"file": b.batch_file, "error": b.error} for b in report.unreadable]
+        ),
+        "dagster/row_count": total_rows,
+        "batches": dg.MetadataValue.md(_batches_table(report)),
+    }
+
+
+def _batches_table(report: SourceLoadReport) -> str:
+    if not report.batches:
+        return "No new batch files."
+    lines = ["| file | status | rows | loaded | quarantined |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {b.batch_file} | {b.status} | {b.rows_in_file if b.rows_in_file is not None else ''} "
+        f"| {b.rows_loaded} | {b.rows_quarantined} |"
+        for b in report.batches
+    ]
+    return "\n".join(lines)
+
+
+def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["raw", source.name])
+    conservation = dg.AssetCheckSpec("conservation", asset=key, blocking=True,
+                                     description="Every batch: rows loaded + rows quarantined = rows in the file.")
+    readable = dg.AssetCheckSpec("all_files_readable", asset=key,
+                                 description="Every landed file of this source could be read (warns otherwise).")
+
+    @dg.asset(
+        key=key,
+        group_name=INGEST_GROUP,
+        kinds={"duckdb", "polars"},
+        pool=WAREHOUSE_POOL,
+        owners=["team:data-platform"],
+        tags={"layer": "raw"},
+        description=(
+            f"{source.description} Loads new `{source.name}/` batch files from the landing folder "
+            f"into raw.{source.name}; rows that break the contract go to raw._quarantine."
+        ),
+        check_specs=[conservation, readable],
+    )
+    def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        with warehouse.connect() as conn:
+            ensure_warehouse_schema(conn)
+            report = ingest_source(conn, Path(warehouse.landing_dir), source.name, log=context.log.info)
+            for bad in report.unreadable:
+                context.log.error(f"{source.name}: could not read {bad.batch_file}: {bad.error}")
+            total_rows = conn.execute(f"select count(*) from raw.{source.name}").fetchone()[0]
+            violations = conservation_violations(conn, source.name)
+        yield dg.MaterializeResult(metadata=_report_metadata(report, total_rows))
+        yield dg.AssetCheckResult(
+            check_name="conservation",
+            passed=not violations,
+            metadata={"violations": dg.MetadataValue.json(violations[:20])},
+        )
+        yield dg.AssetCheckResult(
+            check_name="all_files_readable",
+            passed=not report.unreadable,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"unreadable": dg.MetadataValue.json(
+                [{"file": b.batch_file, "error": b.error} for b in report.unreadable])},
+        )
+
+    return ingest
+
+
+ingest_assets = [build_ingest_asset(source) for source in SOURCES.values()]

@@ -1,0 +1,1 @@
+"""What people read: reports now; dashboards and exports as they arrive."""

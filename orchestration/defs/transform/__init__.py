@@ -1,0 +1,1 @@
+"""dbt models as Dagster assets, plus the job, schedule and sensor that run them."""

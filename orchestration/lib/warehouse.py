@@ -1,0 +1,36 @@
+"""Opening the DuckDB warehouse the same way everywhere.
+
+DuckDB allows one writer per file: every writer goes through `connect`, and
+the Dagster definitions put every asset that writes into one pool (limit 1).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+# A bound on DuckDB's memory so large worlds spill to disk instead of growing
+# without limit; override with BILLING_DUCKDB_MEMORY_LIMIT (e.g. "8GB").
+DEFAULT_MEMORY_LIMIT = "6GB"
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), read_only=read_only)
+    conn.execute("set TimeZone = 'UTC'")
+    conn.execute(f"set memory_limit = '{os.environ.get('BILLING_DUCKDB_MEMORY_LIMIT', DEFAULT_MEMORY_LIMIT)}'")
+    return conn
+
+
+@contextmanager
+def open_warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn = connect(path, read_only=read_only)
+    try:
+        yield conn
+    finally:
+        conn.close()
