@@ -25,7 +25,7 @@ def generate_world(landing_dir: Path, world: WorldConfig, delivery: DeliveryConf
     simulated = simulate_world(world)
     simulated_at = time.perf_counter()
     landing_dir.mkdir(parents=True, exist_ok=True)
-    deliver_world(simulated.tables, landing_dir, delivery)
+    deliver_world(simulated.tables, landing_dir, delivery, replace=True)
     truth_dir = landing_dir / TRUTH_FOLDER
     truth_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in simulated.truth.items():
@@ -37,5 +37,6 @@ def generate_world(landing_dir: Path, world: WorldConfig, delivery: DeliveryConf
         seconds_deliver=round(time.perf_counter() - simulated_at, 2),
     )
     config = {"world": {**asdict(world), "start": world.start.isoformat()}, "delivery": asdict(delivery)}
-    (truth_dir / "generation.json").write_text(json.dumps({**asdict(summary), "config": config}, indent=2, default=str))
+    report = {**asdict(summary), "config": config}
+    (truth_dir / "generation.json").write_text(json.dumps(report, indent=2, default=str))
     return summary

@@ -40,10 +40,18 @@ def _add_world_flags(parser: argparse.ArgumentParser, customers: int, months: in
     parser.add_argument("--months", type=_positive, default=months, help="months of history")
     parser.add_argument("--start", type=_date, default=dt.date(2024, 1, 1), help="first month, YYYY-MM-DD")
     parser.add_argument("--seed", type=int, default=7, help="random seed (same seed, same world)")
-    parser.add_argument("--anomaly-rate", type=_rate, default=0.01,
-                        help="share of eligible documents given each billing anomaly (0 = clean)")
-    parser.add_argument("--bad-row-rate", type=_rate, default=0.002,
-                        help="share of rows delivered broken, to exercise quarantine (0 = none)")
+    parser.add_argument(
+        "--anomaly-rate",
+        type=_rate,
+        default=0.01,
+        help="share of eligible documents given each billing anomaly (0 = clean)",
+    )
+    parser.add_argument(
+        "--bad-row-rate",
+        type=_rate,
+        default=0.002,
+        help="share of rows delivered broken, to exercise quarantine (0 = none)",
+    )
     parser.add_argument("--batches", type=_positive, default=4, help="batch files per source")
 
 
@@ -59,8 +67,13 @@ def generate(args: argparse.Namespace, landing_dir: Path) -> None:
     print(f"Generating {args.customers:,} customers x {args.months} months into {landing_dir} ...", flush=True)
     summary = generate_world(
         landing_dir,
-        WorldConfig(customers=args.customers, months=args.months, start=args.start, seed=args.seed,
-                    anomaly_rate=args.anomaly_rate),
+        WorldConfig(
+            customers=args.customers,
+            months=args.months,
+            start=args.start,
+            seed=args.seed,
+            anomaly_rate=args.anomaly_rate,
+        ),
         DeliveryConfig(batches_per_source=args.batches, bad_row_rate=args.bad_row_rate, seed=args.seed),
     )
     rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows_per_source.items())
@@ -88,8 +101,10 @@ def run(settings: Settings) -> bool:
     seconds = time.perf_counter() - started
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
-        print(f"Pipeline FAILED after {seconds:.0f}s; failed steps: {', '.join(failed) or 'see log above'}",
-              file=sys.stderr)
+        print(
+            f"Pipeline FAILED after {seconds:.0f}s; failed steps: {', '.join(failed) or 'see log above'}",
+            file=sys.stderr,
+        )
         return False
     print(f"Pipeline succeeded in {seconds:.0f}s.")
     return True

@@ -17,9 +17,7 @@ def _ensure_manifest() -> None:
     """dagster-dbt reads target/manifest.json at import; `make test` parses first,
     this covers a bare `pytest`."""
     if not (DBT_PROJECT_DIR / "target" / "manifest.json").exists():
-        subprocess.run(
-            [str(DBT), "parse", "--quiet", "--profiles-dir", "."], cwd=DBT_PROJECT_DIR, check=True
-        )
+        subprocess.run([str(DBT), "parse", "--quiet", "--profiles-dir", "."], cwd=DBT_PROJECT_DIR, check=True)
 
 
 _ensure_manifest()

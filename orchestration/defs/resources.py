@@ -25,7 +25,7 @@ class WarehouseResource(dg.ConfigurableResource):
     output_dir: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "WarehouseResource":
+    def from_settings(cls, settings: Settings) -> WarehouseResource:
         return cls(
             warehouse_path=str(settings.warehouse_path),
             landing_dir=str(settings.landing_dir),

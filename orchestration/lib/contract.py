@@ -310,6 +310,7 @@ ZERO_DECIMAL_CURRENCIES = ("JPY", "KRW")
 def minor_units(currency: str) -> int:
     return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
 
+
 # Landing batch file endings the readers understand.
 BATCH_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl", ".jsonl.gz")
 TRUTH_FOLDER = "_truth"

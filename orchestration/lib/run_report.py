@@ -50,9 +50,7 @@ def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
     ).fetchall()
     return {
         "sources": {name: per_source.get(name, {}) for name in SOURCE_NAMES},
-        "top_quarantine_reasons": [
-            {"source": s, "column": c, "reason": r, "rows": n} for s, c, r, n in reasons
-        ],
+        "top_quarantine_reasons": [{"source": s, "column": c, "reason": r, "rows": n} for s, c, r, n in reasons],
         "unreadable_files": [{"source": s, "file": f, "error": e} for s, f, e in unreadable],
     }
 
@@ -74,7 +72,13 @@ def render_markdown(summary: dict) -> str:
         lines += ["", "## Unreadable files", ""]
         lines += [f"- `{u['source']}/{u['file']}`: {u['error']}" for u in summary["unreadable_files"]]
     if summary["top_quarantine_reasons"]:
-        lines += ["", "## Commonest quarantine reasons", "", "| source | column | reason | rows |", "|---|---|---|---:|"]
+        lines += [
+            "",
+            "## Commonest quarantine reasons",
+            "",
+            "| source | column | reason | rows |",
+            "|---|---|---|---:|",
+        ]
         lines += [
             f"| {r['source']} | {r['column'] or ''} | {r['reason']} | {r['rows']:,} |"
             for r in summary["top_quarantine_reasons"]
@@ -97,7 +101,8 @@ def print_load_summary(warehouse_path: Path) -> None:
         return
     with open_warehouse(warehouse_path, read_only=True) as conn:
         has_manifest = conn.execute(
-            "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = '_load_manifest'"
+            "select count(*) from information_schema.tables"
+            " where table_schema = 'raw' and table_name = '_load_manifest'"
         ).fetchone()[0]
         if not has_manifest:
             print("Nothing was loaded.")

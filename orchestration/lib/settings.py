@@ -38,7 +38,7 @@ class Settings:
     output_dir: Path
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             landing_dir=_path("BILLING_LANDING_DIR"),
             warehouse_path=_path("BILLING_WAREHOUSE_PATH"),

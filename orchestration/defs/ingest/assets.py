@@ -41,10 +41,7 @@ def conservation_violations(conn, source_name: str) -> list[dict]:
         """,
         [source_name, source_name],
     ).fetchall()
-    return [
-        {"batch_file": f, "rows_in_file": n, "rows_in_raw": lo, "rows_in_quarantine": q}
-        for f, n, lo, q in rows
-    ]
+    return [{"batch_file": f, "rows_in_file": n, "rows_in_raw": lo, "rows_in_quarantine": q} for f, n, lo, q in rows]
 
 
 def _report_metadata(report: SourceLoadReport, total_rows: int) -> dict:
@@ -75,10 +72,15 @@ def _batches_table(report: SourceLoadReport) -> str:
 
 def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     key = dg.AssetKey(["raw", source.name])
-    conservation = dg.AssetCheckSpec("conservation", asset=key, blocking=True,
-                                     description="Every batch: rows loaded + rows quarantined = rows in the file.")
-    readable = dg.AssetCheckSpec("all_files_readable", asset=key,
-                                 description="Every landed file of this source could be read (warns otherwise).")
+    conservation = dg.AssetCheckSpec(
+        "conservation",
+        asset=key,
+        blocking=True,
+        description="Every batch: rows loaded + rows quarantined = rows in the file.",
+    )
+    readable = dg.AssetCheckSpec(
+        "all_files_readable", asset=key, description="Every landed file of this source could be read (warns otherwise)."
+    )
 
     @dg.asset(
         key=key,
@@ -111,8 +113,11 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
             check_name="all_files_readable",
             passed=not report.unreadable,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"unreadable": dg.MetadataValue.json(
-                [{"file": b.batch_file, "error": b.error} for b in report.unreadable])},
+            metadata={
+                "unreadable": dg.MetadataValue.json(
+                    [{"file": b.batch_file, "error": b.error} for b in report.unreadable]
+                )
+            },
         )
 
     return ingest
