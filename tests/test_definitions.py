@@ -37,11 +37,12 @@ def test_asset_graph_runs_from_each_landing_source_through_staging_to_the_load_r
     graph = _definitions(pipeline_env).resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     expected_raw = {f"raw/{name}" for name in SOURCE_NAMES}
-    assert expected_raw | STAGING_MODELS | {"ref_countries", "publish/load_report"} <= keys
+    expected_staging = {f"staging/{name}" for name in STAGING_MODELS | {"ref_countries"}}
+    assert keys == expected_raw | expected_staging | {"publish/load_report"}
     # every staging model reads exactly its own landing source, plus FX where it converts to USD
-    invoices = graph.get(dg.AssetKey("stg_billing__invoices"))
-    assert {k.to_user_string() for k in invoices.parent_keys} == {"raw/invoices", "stg_finance__fx_rates"}
-    lines = graph.get(dg.AssetKey("stg_billing__invoice_lines"))
+    invoices = graph.get(dg.AssetKey(["staging", "stg_billing__invoices"]))
+    assert {k.to_user_string() for k in invoices.parent_keys} == {"raw/invoices", "staging/stg_finance__fx_rates"}
+    lines = graph.get(dg.AssetKey(["staging", "stg_billing__invoice_lines"]))
     assert {k.to_user_string() for k in lines.parent_keys} == {"raw/invoice_lines"}
 
 
@@ -62,10 +63,10 @@ def test_each_ingest_asset_carries_conservation_and_readability_checks(pipeline_
         assert (f"raw/{name}", "conservation") in check_keys
         assert (f"raw/{name}", "all_files_readable") in check_keys
     # dbt tests surface as checks too, e.g. the uniqueness of invoice line ids
-    assert ("stg_billing__invoice_lines", "unique_stg_billing__invoice_lines_line_id") in check_keys
+    assert ("staging/stg_billing__invoice_lines", "unique_stg_billing__invoice_lines_line_id") in check_keys
 
 
 def test_every_warehouse_writer_shares_one_pool(pipeline_env):
     graph = _definitions(pipeline_env).resolve_asset_graph()
-    pools = {graph.get(key).pools for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    pools = {frozenset(graph.get(key).pools) for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
     assert pools == {frozenset({"duckdb_warehouse"})}

@@ -6,8 +6,6 @@ asset, before anything is written: a blocking check would only stop the
 steps after it, and bad rows must never reach raw.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

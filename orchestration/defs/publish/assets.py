@@ -1,7 +1,5 @@
 """Published artefacts built from the warehouse after the models are built."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """When the pipeline runs: a daily schedule, and a sensor on new landing files."""
 
-from __future__ import annotations
-
 import hashlib
 from pathlib import Path
 

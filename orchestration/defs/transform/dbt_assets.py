@@ -4,8 +4,6 @@ dbt sources on `raw` map to the ingestion assets' keys, models are grouped by
 their layer folder, and dbt tests surface as asset checks.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping
 from typing import Any
