@@ -321,9 +321,7 @@ def inject_recurring(inj: Injector, batch: Batch, ctx: RecurringContext, next_ke
     kept = batch.take(keep)
     if not len(copies):
         return Injected(kept, anomalous[keep], hit)
-    return Injected(
-        concat([kept, copies]), np.concatenate([anomalous[keep], np.ones(len(copies), bool)]), hit
-    )
+    return Injected(concat([kept, copies]), np.concatenate([anomalous[keep], np.ones(len(copies), bool)]), hit)
 
 
 def _duplicate_invoices(inj: Injector, batch: Batch, copied: np.ndarray, next_keys: KeySource) -> Batch:

@@ -59,9 +59,7 @@ class Assembler:
     ref: Reference
     customers: Customers
 
-    def money(
-        self, frame: pl.DataFrame, minor: str, currency: str = "currency", name: str | None = None
-    ) -> pl.Series:
+    def money(self, frame: pl.DataFrame, minor: str, currency: str = "currency", name: str | None = None) -> pl.Series:
         exponent = self.ref.exponent[frame[currency].to_numpy()]
         return decimal_series(name or minor, frame[minor].to_numpy(), exponent)
 
@@ -155,9 +153,7 @@ class Assembler:
             .select(pay_key="key", payment_id=numbered("py_", pl.col("rank"), len(payments)))
         )
 
-    def payments(
-        self, payments: pl.DataFrame, invoice_ids: pl.DataFrame, pay_ids: pl.DataFrame
-    ) -> pl.DataFrame:
+    def payments(self, payments: pl.DataFrame, invoice_ids: pl.DataFrame, pay_ids: pl.DataFrame) -> pl.DataFrame:
         frame = payments.join(pay_ids, left_on="key", right_on="pay_key", maintain_order="left").join(
             invoice_ids, on="inv_key", maintain_order="left"
         )
@@ -209,9 +205,7 @@ class Assembler:
         )
 
     def tickets(self, tickets: pl.DataFrame, invoice_ids: pl.DataFrame) -> pl.DataFrame:
-        frame = tickets.with_row_index("rank").join(
-            invoice_ids, on="inv_key", how="left", maintain_order="left"
-        )
+        frame = tickets.with_row_index("rank").join(invoice_ids, on="inv_key", how="left", maintain_order="left")
         return in_contract_order(
             frame.with_columns(
                 ticket_id=numbered("tk_", pl.col("rank"), len(frame)),
@@ -244,9 +238,7 @@ class Assembler:
 
     # --- ground truth ---------------------------------------------------------------
 
-    def anomalies(
-        self, anomalies: pl.DataFrame, invoice_ids: pl.DataFrame, pay_ids: pl.DataFrame
-    ) -> pl.DataFrame:
+    def anomalies(self, anomalies: pl.DataFrame, invoice_ids: pl.DataFrame, pay_ids: pl.DataFrame) -> pl.DataFrame:
         frame = (
             anomalies.with_row_index("row")
             .join(invoice_ids, on="inv_key", how="left", maintain_order="left")

@@ -280,9 +280,7 @@ def _choice(rng: np.random.Generator, weights: dict, size: int) -> np.ndarray:
     return rng.choice(len(p), size=size, p=p / p.sum())
 
 
-def _payment_methods(
-    rng: np.random.Generator, segment: np.ndarray, currency: np.ndarray, ref: Reference
-) -> np.ndarray:
+def _payment_methods(rng: np.random.Generator, segment: np.ndarray, currency: np.ndarray, ref: Reference) -> np.ndarray:
     method = np.full(len(segment), METHOD["card"])
     for key, mix in PAYMENT_METHOD_MIX.items():
         if key is None:
@@ -295,9 +293,7 @@ def _payment_methods(
     return method
 
 
-def _names(
-    rng: np.random.Generator, n: int, country: np.ndarray, ref: Reference
-) -> tuple[pl.Series, pl.Series]:
+def _names(rng: np.random.Generator, n: int, country: np.ndarray, ref: Reference) -> tuple[pl.Series, pl.Series]:
     sizes = [len(words) for words in NAME_WORDS]
     combos = int(np.prod(sizes))
     pick = rng.permutation(combos)[: min(n, combos)]
@@ -393,9 +389,7 @@ def _price_tables(ref: Reference) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     old = np.empty((len(FAMILY_SLUGS) * len(PERIODS), len(ref.currencies)), dtype=np.int64)
     for period, percent in enumerate(PERIOD_LIST_PERCENT):
         months = int(ref.months_per_period[period])
-        old[product_index(np.arange(len(FAMILY_SLUGS)), period)] = half_up_div(
-            monthly * months * percent, 100
-        )
+        old[product_index(np.arange(len(FAMILY_SLUGS)), period)] = half_up_div(monthly * months * percent, 100)
     changed = np.isin(np.arange(len(old)) // len(PERIODS), INCREASED_FAMILIES)
     new = np.where(changed[:, None], half_up_div(old * INCREASE_PERCENT, 100), old)
     return old, new, changed
@@ -456,18 +450,12 @@ def build_price_book(calendar: Calendar, ref: Reference) -> PriceBook:
 def plan_product_names() -> pl.Series:
     """Product name per product code, in product-code order."""
     return pl.Series(
-        [
-            f"{FAMILY_NAMES[f]} ({PERIOD_LABELS[p]})"
-            for f in range(len(FAMILY_SLUGS))
-            for p in range(len(PERIODS))
-        ]
+        [f"{FAMILY_NAMES[f]} ({PERIOD_LABELS[p]})" for f in range(len(FAMILY_SLUGS)) for p in range(len(PERIODS))]
     )
 
 
 def product_ids() -> pl.Series:
-    return pl.Series(
-        [f"{FAMILY_SLUGS[f]}_{PERIODS[p]}" for f in range(len(FAMILY_SLUGS)) for p in range(len(PERIODS))]
-    )
+    return pl.Series([f"{FAMILY_SLUGS[f]}_{PERIODS[p]}" for f in range(len(FAMILY_SLUGS)) for p in range(len(PERIODS))])
 
 
 def build_fx_rates(rng: np.random.Generator, calendar: Calendar, ref: Reference) -> pl.DataFrame:

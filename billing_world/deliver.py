@@ -145,9 +145,7 @@ def deliver_world(
                 bad_truth.append(_bad_truth(batch))
 
     if config.duplicate_batch and batch_rows:
-        batch_rows.append(
-            _duplicate(landing, batch_rows, np.random.default_rng([config.seed, len(SOURCE_NAMES)]))
-        )
+        batch_rows.append(_duplicate(landing, batch_rows, np.random.default_rng([config.seed, len(SOURCE_NAMES)])))
 
     truth = {
         "batches": pl.DataFrame(batch_rows, schema=BATCHES_SCHEMA, orient="row"),
@@ -224,11 +222,7 @@ def _plan_source(
         return [], pl.DataFrame(schema=UPDATES_SCHEMA)
     times = _slice_times(source, tables)
     month = (times.dt.year().cast(pl.Int64) * 12 + times.dt.month().cast(pl.Int64) - 1).to_numpy()
-    wanted = (
-        min(config.batches_per_source, PRICE_BOOK_BATCHES)
-        if source == "products"
-        else config.batches_per_source
-    )
+    wanted = min(config.batches_per_source, PRICE_BOOK_BATCHES) if source == "products" else config.batches_per_source
     slice_of, starts, ends = time_slices(month, wanted)
     formats = [format_for(index, config.seed, b) for b in range(len(starts))]
     if len(formats) == 1 and formats[0] not in TEXT_FORMATS:
@@ -318,9 +312,7 @@ def _earlier_versions(
     picked = (
         clean.select(
             (
-                settled_at.is_not_null()
-                & (pl.col("updated_at") > pl.col("issued_at"))
-                & (settled_at >= cut_at)
+                settled_at.is_not_null() & (pl.col("updated_at") > pl.col("issued_at")) & (settled_at >= cut_at)
             ).fill_null(False)
         )
         .to_series()
@@ -339,9 +331,7 @@ def _earlier_versions(
     return earlier, picked, changed
 
 
-def _earlier_customers(
-    clean: pl.DataFrame, rng: np.random.Generator
-) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+def _earlier_customers(clean: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """A share of customers edited after creation first arrive with their old size or channel."""
     eligible = (clean["updated_at"] > clean["created_at"]).fill_null(False).to_numpy()
     picked = eligible & (rng.random(clean.height) < CUSTOMER_UPDATE_SHARE)
@@ -351,9 +341,7 @@ def _earlier_customers(
     sizes = SOURCES["customers"].column("company_size").enum or ()
     # a null or lone channel cannot be "changed from": change the size instead
     size_change = (
-        (rng.random(clean.height) < 0.5)
-        | clean["acquisition_channel"].is_null().to_numpy()
-        | (len(channels) < 2)
+        (rng.random(clean.height) < 0.5) | clean["acquisition_channel"].is_null().to_numpy() | (len(channels) < 2)
     )
     by_size = pl.Series(picked & size_change)
     by_channel = pl.Series(picked & ~size_change)
@@ -366,9 +354,7 @@ def _earlier_customers(
         .otherwise("acquisition_channel"),
         updated_at=pl.when(pl.Series(picked)).then("created_at").otherwise("updated_at"),
     )
-    changed = np.where(size_change, "company_size,updated_at", "acquisition_channel,updated_at").astype(
-        object
-    )
+    changed = np.where(size_change, "company_size,updated_at", "acquisition_channel,updated_at").astype(object)
     return earlier, picked, changed
 
 
@@ -412,9 +398,7 @@ def _render(batch: _Batch) -> bytes:
             text = text.with_columns(text[column].scatter(rows, pl.Series(values, dtype=pl.String)))
         data = _write(text.write_csv)
     else:
-        data = _ndjson(
-            batch.frame.select(_text_columns(batch.source, batch.timestamp_suffix, native=True)), overrides
-        )
+        data = _ndjson(batch.frame.select(_text_columns(batch.source, batch.timestamp_suffix, native=True)), overrides)
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0) if fmt.endswith(".gz") else data
 
 
@@ -453,11 +437,7 @@ def _text_columns(source: str, suffix: str, native: bool) -> list[pl.Expr]:
 def _money_text(expr: pl.Expr) -> pl.Expr:
     """Plain decimals in major units; zero-decimal currencies without decimals (JPY `1200`)."""
     text = expr.cast(pl.String)
-    return (
-        pl.when(pl.col(_CURRENCY).is_in(ZERO_DECIMAL_CURRENCIES))
-        .then(text.str.strip_suffix(".00"))
-        .otherwise(text)
-    )
+    return pl.when(pl.col(_CURRENCY).is_in(ZERO_DECIMAL_CURRENCIES)).then(text.str.strip_suffix(".00")).otherwise(text)
 
 
 def _parquet_columns(source: str) -> list[pl.Expr]:
@@ -596,8 +576,6 @@ def _prepare(landing: Path, sources: list[str], replace: bool) -> None:
     folders = [landing / name for name in (*sources, TRUTH_FOLDER)]
     existing = [folder for folder in folders if folder.exists() and any(folder.iterdir())]
     if existing and not replace:
-        raise FileExistsError(
-            f"landing batches are immutable; not writing over {existing[0]} (use replace=True)"
-        )
+        raise FileExistsError(f"landing batches are immutable; not writing over {existing[0]} (use replace=True)")
     for folder in existing:
         shutil.rmtree(folder)

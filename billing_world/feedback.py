@@ -214,8 +214,7 @@ def _error_credits(history: History, rng: np.random.Generator) -> pl.DataFrame:
 
 def _background_credits(history: History, rng: np.random.Generator) -> pl.DataFrame:
     clean = history.invoices.filter(
-        (pl.col("status") == INVOICE_STATUS["paid"])
-        & ~pl.col("key").is_in(history.anomalies["inv_key"].implode())
+        (pl.col("status") == INVOICE_STATUS["paid"]) & ~pl.col("key").is_in(history.anomalies["inv_key"].implode())
     )
     n = len(clean)
     shares = np.array([v[0] for v in BACKGROUND_CREDITS.values()])
@@ -231,8 +230,7 @@ def _background_credits(history: History, rng: np.random.Generator) -> pl.DataFr
             _frame(
                 {
                     "inv_key": rows["key"].to_numpy(),
-                    "issued_us": rows["paid_us"].to_numpy()
-                    + _between_us(rng, 2 * DAY_US, 30 * DAY_US, len(rows)),
+                    "issued_us": rows["paid_us"].to_numpy() + _between_us(rng, 2 * DAY_US, 30 * DAY_US, len(rows)),
                     "amount": amount,
                     "currency": rows["currency"].to_numpy(),
                     "kind": CREDIT_KIND[kind],
@@ -281,9 +279,7 @@ def _error_tickets(history: History, rng: np.random.Generator) -> TicketDraft:
     noticed = err["noticed"].to_numpy()
     subcategory = lookup[anomaly]
     # An undercharged discount is still wrong, but "missing discount" would not describe it.
-    subcategory = np.where(
-        (anomaly == ANOMALY["discount_error"]) & ~noticed, SUBCATEGORY["wrong_amount"], subcategory
-    )
+    subcategory = np.where((anomaly == ANOMALY["discount_error"]) & ~noticed, SUBCATEGORY["wrong_amount"], subcategory)
     go = rng.random(len(err)) < np.where(noticed, P_COMPLAIN_OVERCHARGED, P_COMPLAIN_OTHERWISE)
     created = err["noticed_us"].to_numpy() + _between_us(rng, 2 * HOUR_US, 10 * DAY_US, len(err))
     return TicketDraft(
@@ -372,9 +368,7 @@ def _background_tickets(history: History, rng: np.random.Generator) -> list[Tick
         owner = np.repeat(np.arange(len(spans)), count)
         created = start[owner] + (rng.random(len(owner)) * length[owner]).astype(np.int64)
         sub = SUBCATEGORY[subcategory] if subcategory else -1
-        drafts.append(
-            TicketDraft(spans["cust"].to_numpy()[owner], created, CATEGORY[category], sub, -1, 0.25)
-        )
+        drafts.append(TicketDraft(spans["cust"].to_numpy()[owner], created, CATEGORY[category], sub, -1, 0.25))
     return drafts
 
 
@@ -392,9 +386,7 @@ def _finish_tickets(frame: pl.DataFrame, history: History, rng: np.random.Genera
         .with_columns(
             solved_us=pl.Series(np.where(done, solved, 0)),
             status=pl.Series(np.where(done, TICKET_STATUSES.index("solved"), waiting)),
-            satisfaction=pl.Series(
-                np.where(rated, np.where(bad, SATISFACTION["bad"], SATISFACTION["good"]), -1)
-            ),
+            satisfaction=pl.Series(np.where(rated, np.where(bad, SATISFACTION["bad"], SATISFACTION["good"]), -1)),
             priority=pl.Series(
                 rng.choice(len(PRIORITIES), n, p=(0.25, 0.5, 0.2, 0.05)) + billing.astype(np.int64)
             ).clip(0, len(PRIORITIES) - 1),
@@ -459,9 +451,7 @@ def _csat(tickets_: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
         mask = rating == value
         score[mask] = _scores(rng, table, int(mask.sum()), 1)
     responded = solved["solved_us"].to_numpy() + _between_us(rng, HOUR_US, 48 * HOUR_US, len(solved))
-    return _survey_frame(
-        solved["cust"].to_numpy(), "csat", score, responded, solved["inv_key"].to_numpy(), rng, 2, 4
-    )
+    return _survey_frame(solved["cust"].to_numpy(), "csat", score, responded, solved["inv_key"].to_numpy(), rng, 2, 4)
 
 
 def _invoice_clarity(history: History, rng: np.random.Generator) -> pl.DataFrame:
@@ -471,9 +461,7 @@ def _invoice_clarity(history: History, rng: np.random.Generator) -> pl.DataFrame
     is_error = np.isin(invoices["key"].to_numpy(), error_keys)
     go = rng.random(len(invoices)) < np.where(is_error, P_CLARITY_ERROR, P_CLARITY_CLEAN)
     hurt = is_error[go]
-    score = np.where(
-        hurt, _scores(rng, CLARITY_BAD, int(go.sum()), 1), _scores(rng, CLARITY_GOOD, int(go.sum()), 1)
-    )
+    score = np.where(hurt, _scores(rng, CLARITY_BAD, int(go.sum()), 1), _scores(rng, CLARITY_GOOD, int(go.sum()), 1))
     responded = invoices["issued_us"].to_numpy()[go] + _between_us(rng, HOUR_US, 7 * DAY_US, int(go.sum()))
     return _survey_frame(
         invoices["cust"].to_numpy()[go],

@@ -39,9 +39,7 @@ class Lines:
     tax: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def take(self, rows: np.ndarray, inv: np.ndarray) -> Lines:
-        values = {
-            f.name: getattr(self, f.name)[rows] for f in fields(self) if getattr(self, f.name) is not None
-        }
+        values = {f.name: getattr(self, f.name)[rows] for f in fields(self) if getattr(self, f.name) is not None}
         return Lines(**{**values, "inv": inv})
 
     def compute(self) -> None:
@@ -105,10 +103,7 @@ def concat(batches: list[Batch]) -> Batch:
     offsets = np.cumsum([0] + [len(b) for b in batches[:-1]])
     lines = {
         f.name: np.concatenate(
-            [
-                getattr(b.lines, f.name) + (o if f.name == "inv" else 0)
-                for b, o in zip(batches, offsets, strict=True)
-            ]
+            [getattr(b.lines, f.name) + (o if f.name == "inv" else 0) for b, o in zip(batches, offsets, strict=True)]
         )
         for f in fields(Lines)
         if getattr(batches[0].lines, f.name) is not None

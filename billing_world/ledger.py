@@ -115,9 +115,7 @@ class Ledger:
         chunks = self._chunks.get(table, [])
         if not chunks:
             return pl.DataFrame(schema=schema)
-        return pl.DataFrame(
-            {c: np.concatenate([chunk[c] for chunk in chunks]) for c in schema}, schema=schema
-        )
+        return pl.DataFrame({c: np.concatenate([chunk[c] for chunk in chunks]) for c in schema}, schema=schema)
 
     def frames(self) -> dict[str, pl.DataFrame]:
         return {table: self.frame(table) for table in SCHEMAS}

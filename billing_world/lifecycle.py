@@ -259,9 +259,7 @@ class Simulation:
         s = self.subs
         cut = np.maximum(1, np.rint(s.qty[idx] * self.rng.uniform(*SEAT_SHRINK, len(idx)))).astype(np.int64)
         s.qty[idx] = np.maximum(1, s.qty[idx] - cut)
-        self.event(
-            idx, "quantity_changed", day, s.plan_product(idx), s.qty[idx], EVENT_REASONS.index("downgrade")
-        )
+        self.event(idx, "quantity_changed", day, s.plan_product(idx), s.qty[idx], EVENT_REASONS.index("downgrade"))
 
     def _addon_off(self, idx: np.ndarray, day: np.ndarray) -> None:
         s = self.subs
@@ -430,9 +428,7 @@ class Simulation:
         happens = candidate & (self.rng.random(len(batch)) < chance) & (change < self.calendar.end_day)
         pos = np.flatnonzero(happens)
         idx, start, end, change = batch.cust[pos], batch.start_day[pos], batch.end_day[pos], change[pos]
-        allowed = np.column_stack(
-            [s.tier[idx] < 2, np.ones(len(idx), bool), (s.addon_qty[idx] == 0).any(axis=1)]
-        )
+        allowed = np.column_stack([s.tier[idx] < 2, np.ones(len(idx), bool), (s.addon_qty[idx] == 0).any(axis=1)])
         kind = pick_kind(self.rng, allowed, UPGRADE_KIND_SHARE)
         product, qty, unit, old_value = self._apply_upgrade(idx, kind, start, change)
         full = unit * qty - old_value

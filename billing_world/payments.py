@@ -78,9 +78,7 @@ class Settlement:
     rows: dict[str, np.ndarray]
 
 
-def _uniform_us(
-    rng: np.random.Generator, low: np.ndarray | int, high: np.ndarray | int, n: int
-) -> np.ndarray:
+def _uniform_us(rng: np.random.Generator, low: np.ndarray | int, high: np.ndarray | int, n: int) -> np.ndarray:
     return low + (rng.random(n) * (np.asarray(high) - low)).astype(np.int64)
 
 
@@ -147,9 +145,7 @@ def settle(payer: Payer, retry_days: tuple[int, ...], rng: np.random.Generator) 
     )
     rec_at = _uniform_us(rng, low, payer.due_us[rec] + RECOVERY_DAYS_AFTER_DUE[1] * DAY_US, len(rec))
     transfer = np.full(len(rec), METHOD["bank_transfer"])
-    chunks.append(
-        _rows(rec, rec_at, payer.total[rec], np.ones(len(rec), bool), transfer, len(retry_days) + 2, rng)
-    )
+    chunks.append(_rows(rec, rec_at, payer.total[rec], np.ones(len(rec), bool), transfer, len(retry_days) + 2, rng))
     paid_us[rec] = rec_at
 
     parts = np.flatnonzero(split)

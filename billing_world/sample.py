@@ -60,13 +60,9 @@ def _tax(minor: pl.Expr, rate_bp: pl.Expr) -> pl.Expr:
     return (minor * rate_bp + 5000) // 10000
 
 
-def sample_tables(
-    customers: int = 12, months: int = 12, start: date = date(2023, 1, 1)
-) -> dict[str, pl.DataFrame]:
+def sample_tables(customers: int = 12, months: int = 12, start: date = date(2023, 1, 1)) -> dict[str, pl.DataFrame]:
     """One clean frame per contract source, columns and dtypes as the simulator produces them."""
-    world_end = datetime(
-        start.year + (start.month - 1 + months) // 12, (start.month - 1 + months) % 12 + 1, 1
-    )
+    world_end = datetime(start.year + (start.month - 1 + months) // 12, (start.month - 1 + months) % 12 + 1, 1)
     span_days = (world_end - datetime(start.year, start.month, 1)).days
     i = pl.col("i")
     country_table = pl.DataFrame(
@@ -96,9 +92,7 @@ def sample_tables(
         )
         .with_columns(
             created_month=(
-                pl.col("created_at").dt.year() * 12
-                + pl.col("created_at").dt.month()
-                - (start.year * 12 + start.month)
+                pl.col("created_at").dt.year() * 12 + pl.col("created_at").dt.month() - (start.year * 12 + start.month)
             ),
             cancelled_at=pl.col("created_at") + pl.duration(days=pl.col("cancel_after_days")),
         )
@@ -111,17 +105,13 @@ def sample_tables(
         country="country",
         currency="currency",
         company_size="company_size",
-        industry=pl.Series(["software", "retail", "health", None]).gather(
-            pl.int_range(customers, eager=True) % 4
-        ),
+        industry=pl.Series(["software", "retail", "health", None]).gather(pl.int_range(customers, eager=True) % 4),
         acquisition_channel=pl.Series(["organic", "paid_search", "partner", "outbound"]).gather(
             pl.int_range(customers, eager=True) % 4
         ),
         created_at="created_at",
         # every third customer was edited after sign-up
-        updated_at=pl.when(i % 3 == 0)
-        .then(pl.col("created_at") + pl.duration(days=45))
-        .otherwise("created_at"),
+        updated_at=pl.when(i % 3 == 0).then(pl.col("created_at") + pl.duration(days=45)).otherwise("created_at"),
     )
 
     price_rows = []
@@ -132,9 +122,7 @@ def sample_tables(
     ).date()
     for product_id, name, product_type, tier, prices in _PRODUCTS:
         for currency in _CURRENCIES:
-            price_rows.append(
-                (product_id, name, product_type, tier, currency, prices[currency], start, change)
-            )
+            price_rows.append((product_id, name, product_type, tier, currency, prices[currency], start, change))
             if months > _PRICE_CHANGE_MONTH:
                 raised = (prices[currency] * 11 + 5) // 10
                 price_rows.append((product_id, name, product_type, tier, currency, raised, change, None))
@@ -204,21 +192,15 @@ def sample_tables(
     invoice_months = (
         base.join(pl.DataFrame({"m": pl.int_range(months, eager=True)}), how="cross")
         .filter(pl.col("m") >= pl.col("created_month"))
-        .with_columns(
-            period_start=_month_start(start, pl.col("m")), period_end=_month_start(start, pl.col("m") + 1)
-        )
+        .with_columns(period_start=_month_start(start, pl.col("m")), period_end=_month_start(start, pl.col("m") + 1))
         .filter(pl.col("cancelled_at").is_null() | (pl.col("period_start") < pl.col("cancelled_at")))
         .with_columns(
-            invoice_id=pl.format(
-                "in_{}_{}", i.cast(pl.String).str.zfill(6), pl.col("m").cast(pl.String).str.zfill(3)
-            ),
+            invoice_id=pl.format("in_{}_{}", i.cast(pl.String).str.zfill(6), pl.col("m").cast(pl.String).str.zfill(3)),
             issued_at=pl.col("period_start") + pl.duration(hours=i % 24),
             raised=pl.col("m") >= _PRICE_CHANGE_MONTH,
         )
     )
-    price_minor = prices_df.filter(pl.col("valid_from") == start).select(
-        "product_id", "currency", base_minor="minor"
-    )
+    price_minor = prices_df.filter(pl.col("valid_from") == start).select("product_id", "currency", base_minor="minor")
     line_parts = [
         invoice_months.select(pl.all(), n=pl.lit(1), product_id="plan", quantity="seats"),
         invoice_months.filter("has_addon").select(
@@ -285,18 +267,14 @@ def sample_tables(
             .then("voided_at")
             .otherwise("uncollectible_at"),
         )
-        .with_columns(
-            status=pl.when(pl.col("settled_at") < world_end).then("planned").otherwise(pl.lit("open"))
-        )
+        .with_columns(status=pl.when(pl.col("settled_at") < world_end).then("planned").otherwise(pl.lit("open")))
     )
     null_ts = pl.lit(None, TIMESTAMP)
     invoices_df = invoices.select(
         "invoice_id",
         "customer_id",
         subscription_id=pl.format("sub_{}", i.cast(pl.String).str.zfill(6)),
-        invoice_number=pl.format(
-            "INV-{}-{}", i.cast(pl.String).str.zfill(6), pl.col("m").cast(pl.String).str.zfill(3)
-        ),
+        invoice_number=pl.format("INV-{}-{}", i.cast(pl.String).str.zfill(6), pl.col("m").cast(pl.String).str.zfill(3)),
         issued_at="issued_at",
         due_at="due_at",
         period_start="period_start",
@@ -337,9 +315,7 @@ def sample_tables(
                 "customer_id",
                 "currency",
                 "total_minor",
-                n=pl.when(pl.col("invoice_id").is_in(failed_first["invoice_id"].implode()))
-                .then(2)
-                .otherwise(1),
+                n=pl.when(pl.col("invoice_id").is_in(failed_first["invoice_id"].implode())).then(2).otherwise(1),
                 attempted_at="settled_at",
                 status=pl.lit("succeeded"),
                 failure_code=pl.lit(None, pl.String),

@@ -67,9 +67,7 @@ def simulate_world(config: WorldConfig) -> SimulatedWorld:
     fx_rates = catalog.build_fx_rates(rng["catalog"], calendar, ref)
     streams = Streams(rng["lifecycle"], rng["payments"], rng["anomalies"])
     # The ledger's numpy chunks die here: only the concatenated frames live on.
-    frames = cut(
-        Simulation(customers, book, calendar, ref, streams, config.rates()).run().frames(), calendar.end_day
-    )
+    frames = cut(Simulation(customers, book, calendar, ref, streams, config.rates()).run().frames(), calendar.end_day)
     history = feedback.History(
         frames["invoices"],
         frames["payments"],

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.contract import SOURCE_NAMES
-from orchestration.lib.warehouse import open_warehouse
+from orchestration.lib.warehouse import fetch_scalar, open_warehouse
 
 
 def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
@@ -100,10 +100,11 @@ def print_load_summary(warehouse_path: Path) -> None:
         print("No warehouse was written.")
         return
     with open_warehouse(warehouse_path, read_only=True) as conn:
-        has_manifest = conn.execute(
+        has_manifest = fetch_scalar(
+            conn,
             "select count(*) from information_schema.tables"
-            " where table_schema = 'raw' and table_name = '_load_manifest'"
-        ).fetchone()[0]
+            " where table_schema = 'raw' and table_name = '_load_manifest'",
+        )
         if not has_manifest:
             print("Nothing was loaded.")
             return

@@ -34,3 +34,10 @@ def open_warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckD
         yield conn
     finally:
         conn.close()
+
+
+def fetch_scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """First column of the first row. Fetches everything: DuckDB 2 refuses
+    other work on a connection while a result is left unfinished."""
+    rows = conn.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None

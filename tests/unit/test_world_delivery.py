@@ -47,14 +47,10 @@ POLARS_TYPES = {
 def contract_frame(source: str, rows: list[dict]) -> pl.DataFrame:
     """A clean frame from a few hand-written rows; columns left out are null."""
     schema = {c.name: POLARS_TYPES.get(c.type, pl.String) for c in SOURCES[source].columns}
-    return pl.DataFrame(
-        [{name: row.get(name) for name in schema} for row in rows], schema=schema, orient="row"
-    )
+    return pl.DataFrame([{name: row.get(name) for name in schema} for row in rows], schema=schema, orient="row")
 
 
-def read_batch(
-    landing: Path, batch_file: str, source: str, skip_rows: set[int] = frozenset()
-) -> pl.DataFrame:
+def read_batch(landing: Path, batch_file: str, source: str, skip_rows: set[int] = frozenset()) -> pl.DataFrame:
     """A batch as clean typed rows; strict parsing, so any unlisted bad row fails the test."""
     data = (landing / batch_file).read_bytes()
     if batch_file.endswith(".gz"):
@@ -190,9 +186,7 @@ def test_timestamps_are_iso_utc_with_fractions_only_when_there_are_any(tmp_path)
              "created_at": datetime(2024, 1, 15), "updated_at": datetime(2024, 2, 1, 9, 30, 0, 450000)},
         ],
     )  # fmt: skip
-    config = DeliveryConfig(
-        batches_per_source=1, bad_row_rate=0, duplicate_batch=False, update_batch=False, seed=0
-    )
+    config = DeliveryConfig(batches_per_source=1, bad_row_rate=0, duplicate_batch=False, update_batch=False, seed=0)
     deliver_world({"customers": customers}, tmp_path, config)
     assert (tmp_path / "customers/2024-01__batch-001.csv").read_text().splitlines()[1] == (
         "cus_1,,,JP,JPY,smb,,,2024-01-15T00:00:00Z,2024-02-01T09:30:00.450Z"
@@ -202,9 +196,7 @@ def test_timestamps_are_iso_utc_with_fractions_only_when_there_are_any(tmp_path)
 # --- the delivered sample world -------------------------------------------------
 
 
-def test_every_clean_row_is_in_exactly_one_normal_batch_and_the_newest_version_is_the_clean_row(
-    world, delivery
-):
+def test_every_clean_row_is_in_exactly_one_normal_batch_and_the_newest_version_is_the_clean_row(world, delivery):
     landing, truth = delivery
     bad = _bad_rows_by_file(truth)
     for source, clean in world.items():
@@ -237,8 +229,7 @@ def test_invoices_first_arrive_open_and_the_update_batch_settles_them(world, del
     clean = world["invoices"].filter(pl.col("invoice_id").is_in(updates["key"].implode()))
     bad = _bad_rows_by_file(truth)
     early = pl.concat(
-        read_batch(landing, f, "invoices", bad.get(f, set()))
-        for f in updates["earlier_batch_file"].unique().sort()
+        read_batch(landing, f, "invoices", bad.get(f, set())) for f in updates["earlier_batch_file"].unique().sort()
     ).filter(pl.col("invoice_id").is_in(updates["key"].implode()))
     assert early.height == updates.height
     assert early["status"].unique().to_list() == ["open"]
@@ -258,9 +249,7 @@ def test_customers_first_arrive_with_an_older_size_or_channel(world, delivery):
     updates = truth["updates"].filter(pl.col("source") == "customers")
     assert updates.height > 0
     bad = _bad_rows_by_file(truth)
-    for key, batch_file, changed in updates.select(
-        "key", "earlier_batch_file", "changed_columns"
-    ).iter_rows():
+    for key, batch_file, changed in updates.select("key", "earlier_batch_file", "changed_columns").iter_rows():
         early = read_batch(landing, batch_file, "customers", bad.get(batch_file, set()))
         early = early.filter(pl.col("customer_id") == key).row(0, named=True)
         clean = world["customers"].filter(pl.col("customer_id") == key).row(0, named=True)
@@ -282,9 +271,7 @@ def test_bad_rows_in_the_truth_are_exactly_the_extra_rows_with_the_recorded_defe
     landing, truth = delivery
     batches = truth["batches"].filter(pl.col("kind") == "normal")
     clean_rows = {s: 0 for s in world}
-    for source, batch_file, rows, bad_count in batches.select(
-        "source", "batch_file", "rows", "bad_rows"
-    ).iter_rows():
+    for source, batch_file, rows, bad_count in batches.select("source", "batch_file", "rows", "bad_rows").iter_rows():
         listed = truth["bad_rows"].filter(pl.col("batch_file") == batch_file)
         assert listed.height == bad_count
         clean_rows[source] += rows - bad_count
@@ -333,9 +320,7 @@ def test_every_source_gets_each_defect_it_can_break_at_least_once(world, deliver
 def test_type_defects_are_only_in_text_batches_and_fresh_keys_are_new(world, delivery):
     _, truth = delivery
     bad = truth["bad_rows"]
-    assert not bad.filter(
-        (pl.col("defect") == "wrong_type") & pl.col("batch_file").str.ends_with(".parquet")
-    ).height
+    assert not bad.filter((pl.col("defect") == "wrong_type") & pl.col("batch_file").str.ends_with(".parquet")).height
     for source, frame in world.items():
         key = SOURCES[source].primary_key
         clean_keys = set(frame.select(pl.concat_str([pl.col(c).cast(pl.String) for c in key], separator="|"))
@@ -348,14 +333,10 @@ def test_the_duplicate_batch_is_the_original_bytes_under_a_name_that_sorts_after
     landing, truth = delivery
     (duplicate,) = truth["batches"].filter(pl.col("kind") == "duplicate").iter_rows(named=True)
     assert duplicate["batch_file"].startswith("invoices/redelivery__")
-    assert (landing / duplicate["batch_file"]).read_bytes() == (
-        landing / duplicate["duplicate_of"]
-    ).read_bytes()
+    assert (landing / duplicate["batch_file"]).read_bytes() == (landing / duplicate["duplicate_of"]).read_bytes()
     original = truth["batches"].filter(pl.col("batch_file") == duplicate["duplicate_of"]).row(0, named=True)
     assert duplicate["sha256"] == original["sha256"]
-    assert (
-        sorted(p.name for p in (landing / "invoices").iterdir())[-1] == duplicate["batch_file"].split("/")[1]
-    )
+    assert sorted(p.name for p in (landing / "invoices").iterdir())[-1] == duplicate["batch_file"].split("/")[1]
 
 
 def test_formats_are_mixed_within_every_source_and_gzip_carries_no_timestamp(delivery):

@@ -35,9 +35,7 @@ RECURRING = ["subscription_create", "subscription_cycle"]
 
 
 def world(seed: int = 11, rate: float = 0.02, customers: int = 300):
-    return simulate_world(
-        WorldConfig(customers=customers, months=MONTHS, start=START, seed=seed, anomaly_rate=rate)
-    )
+    return simulate_world(WorldConfig(customers=customers, months=MONTHS, start=START, seed=seed, anomaly_rate=rate))
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +111,7 @@ def header_violations(w) -> set:
 
 
 def price_violations(w) -> set:
-    book = w.tables["products"].select(
-        "product_id", "currency", "valid_from", "valid_to", book_unit="unit_amount"
-    )
+    book = w.tables["products"].select("product_id", "currency", "valid_from", "valid_to", book_unit="unit_amount")
     lines = lines_with_invoice(w).filter(~pl.col("proration")).with_row_index("row")
     priced = lines.join(book, on=["product_id", "currency"], how="left").filter(
         (pl.col("valid_from") <= pl.col("invoice_start").dt.date())
@@ -196,9 +192,7 @@ def live_intervals(w) -> pl.DataFrame:
     window_end = pl.lit(WINDOW_END).cast(pl.Datetime("us"))
     return (
         starts.select("subscription_id", "n", "product_id", start="effective_at")
-        .join(
-            ends.select("subscription_id", "n", end="effective_at"), on=["subscription_id", "n"], how="left"
-        )
+        .join(ends.select("subscription_id", "n", end="effective_at"), on=["subscription_id", "n"], how="left")
         .with_columns(end=pl.coalesce("end", window_end))
     )
 
@@ -212,9 +206,7 @@ def expected_periods(w) -> pl.DataFrame:
     periods = (
         spans.with_columns(k=pl.int_ranges(0, 40))
         .explode("k")
-        .with_columns(
-            period_start=pl.col("start").dt.offset_by(pl.format("{}mo", pl.col("k") * pl.col("months")))
-        )
+        .with_columns(period_start=pl.col("start").dt.offset_by(pl.format("{}mo", pl.col("k") * pl.col("months"))))
     )
     return periods.filter(pl.col("period_start") < pl.col("end")).select("subscription_id", "period_start")
 
@@ -349,9 +341,7 @@ def test_every_live_period_is_invoiced_exactly_once_except_injected_misses_and_d
     assert set(missing.iter_rows()) == set(truth_missed.select("subscription_id", "period_start").iter_rows())
     doubled = billed.filter(pl.len().over("subscription_id", "period_start") > 1).sort("issued_at")
     later_copies = set(
-        doubled.filter(pl.int_range(pl.len()).over("subscription_id", "period_start") > 0)[
-            "invoice_id"
-        ].to_list()
+        doubled.filter(pl.int_range(pl.len()).over("subscription_id", "period_start") > 0)["invoice_id"].to_list()
     )
     duplicate_invoices = set(
         any_world.truth["anomalies"]
@@ -387,9 +377,7 @@ def test_paid_invoices_succeeded_payments_sum_to_the_total_except_duplicate_char
     assert set(over["invoice_id"].to_list()) == injected(any_world, "duplicate_charge") - set(
         any_world.truth["anomalies"].filter(pl.col("payment_id").is_null())["invoice_id"].to_list()
     )
-    settled = invoices.filter(
-        (pl.col("status") == "paid") & ~pl.col("invoice_id").is_in(list(over["invoice_id"]))
-    )
+    settled = invoices.filter((pl.col("status") == "paid") & ~pl.col("invoice_id").is_in(list(over["invoice_id"])))
     assert (settled["paid"] == settled["total"]).all()
     unsettled = invoices.filter(pl.col("status") != "paid")
     assert (unsettled["paid"] < unsettled["total"]).all()
@@ -409,9 +397,7 @@ def test_payments_keep_to_terms_dunning_and_the_twenty_day_limit(any_world):
         payments.filter(pl.col("attempt_number").is_between(2, 1 + len(RETRY_DAYS)))
         .join(first, on="invoice_id")
         .join(
-            payments.filter((pl.col("attempt_number") == 1) & (pl.col("status") == "failed")).select(
-                "invoice_id"
-            ),
+            payments.filter((pl.col("attempt_number") == 1) & (pl.col("status") == "failed")).select("invoice_id"),
             on="invoice_id",
         )
     )
@@ -440,9 +426,7 @@ def test_cycle_totals_jump_only_after_a_plan_change_or_where_a_spike_was_injecte
     cycles = cycles.with_columns(value=minor("total")).sort("subscription_id", "period_start")
     changes = (
         any_world.tables["subscription_events"]
-        .filter(
-            pl.col("event_type").is_in(["plan_changed", "quantity_changed", "addon_added", "reactivated"])
-        )
+        .filter(pl.col("event_type").is_in(["plan_changed", "quantity_changed", "addon_added", "reactivated"]))
         .select("subscription_id", "effective_at")
     )
     recent = cycles.with_columns(
@@ -451,13 +435,12 @@ def test_cycle_totals_jump_only_after_a_plan_change_or_where_a_spike_was_injecte
     )
     jumps = recent.filter(pl.col("value") > 3 * pl.col("previous"))
     explained = jumps.join(changes, on="subscription_id").filter(
-        (pl.col("effective_at") > pl.col("previous_start"))
-        & (pl.col("effective_at") <= pl.col("period_start"))
+        (pl.col("effective_at") > pl.col("previous_start")) & (pl.col("effective_at") <= pl.col("period_start"))
     )
     unexplained = set(jumps["invoice_id"]) - set(explained["invoice_id"])
-    assert unexplained <= injected(any_world, "amount_spike") | injected(
-        any_world, "total_mismatch"
-    ) | injected(any_world, "price_mismatch")
+    assert unexplained <= injected(any_world, "amount_spike") | injected(any_world, "total_mismatch") | injected(
+        any_world, "price_mismatch"
+    )
     assert injected(any_world, "amount_spike") <= set(jumps["invoice_id"])
 
 
@@ -466,9 +449,7 @@ def test_error_tickets_and_error_credits_point_only_at_truly_wrong_invoices(any_
     tickets = any_world.tables["support_tickets"].filter(
         pl.col("subcategory").is_in(["duplicate_charge", "wrong_amount", "missing_discount", "wrong_tax"])
     )
-    credits = any_world.tables["credit_notes"].filter(
-        pl.col("reason").is_in(["billing_error", "duplicate_charge"])
-    )
+    credits = any_world.tables["credit_notes"].filter(pl.col("reason").is_in(["billing_error", "duplicate_charge"]))
     assert set(tickets["invoice_id"]) <= wrong
     assert set(credits["invoice_id"]) <= wrong
     if wrong:
@@ -479,15 +460,11 @@ def test_credit_notes_never_exceed_the_invoice_total(any_world):
     credited = any_world.tables["credit_notes"].group_by("invoice_id").agg(credited=pl.col("amount").sum())
     joined = credited.join(any_world.tables["invoices"], on="invoice_id")
     assert (joined["credited"] <= joined["total"]).all()
-    assert (
-        (joined["currency_right"] == joined["currency"]).all() if "currency_right" in joined.columns else True
-    )
+    assert (joined["currency_right"] == joined["currency"]).all() if "currency_right" in joined.columns else True
 
 
 def test_churn_truth_lists_exactly_the_cancelled_and_lapsed_events(any_world):
-    events = any_world.tables["subscription_events"].filter(
-        pl.col("event_type").is_in(["cancelled", "lapsed"])
-    )
+    events = any_world.tables["subscription_events"].filter(pl.col("event_type").is_in(["cancelled", "lapsed"]))
     truth = any_world.truth["churn_events"]
     key = ["subscription_id", "event_type", "effective_at"]
     assert set(truth.select(key).iter_rows()) == set(events.select(key).iter_rows())
@@ -505,11 +482,7 @@ def test_a_clean_world_has_no_anomalies_and_breaks_no_rule(clean):
         proration_violations,
     ):
         assert check(clean) == set(), check.__name__
-    assert (
-        clean.tables["credit_notes"]
-        .filter(pl.col("reason").is_in(["billing_error", "duplicate_charge"]))
-        .is_empty()
-    )
+    assert clean.tables["credit_notes"].filter(pl.col("reason").is_in(["billing_error", "duplicate_charge"])).is_empty()
 
 
 def test_a_clean_world_still_has_the_legitimate_events_a_detector_must_not_flag(clean):

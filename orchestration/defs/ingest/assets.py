@@ -13,6 +13,7 @@ import dagster as dg
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.lib.contract import SOURCES, Source
 from orchestration.lib.loader import SourceLoadReport, ensure_warehouse_schema, ingest_source
+from orchestration.lib.warehouse import fetch_scalar
 
 INGEST_GROUP = "ingest"
 
@@ -99,7 +100,7 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
             report = ingest_source(conn, Path(warehouse.landing_dir), source.name, log=context.log.info)
             for bad in report.unreadable:
                 context.log.error(f"{source.name}: could not read {bad.batch_file}: {bad.error}")
-            total_rows = conn.execute(f"select count(*) from raw.{source.name}").fetchone()[0]
+            total_rows = fetch_scalar(conn, f"select count(*) from raw.{source.name}")
             violations = conservation_violations(conn, source.name)
         yield dg.MaterializeResult(metadata=_report_metadata(report, total_rows))
         yield dg.AssetCheckResult(
