@@ -21,7 +21,7 @@ lint: $(INSTALLED)
 
 ui: $(INSTALLED) $(MANIFEST)
 	mkdir -p .dagster_home && cp config/dagster.yaml .dagster_home/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 venv: $(INSTALLED)
 manifest: $(MANIFEST)

@@ -113,9 +113,11 @@ def run(settings: Settings) -> bool:
 def print_where(settings: Settings) -> None:
     print("\nWhere things are:")
     print(f"  landing folder : {settings.landing_dir}")
-    print(f"  warehouse      : {settings.warehouse_path}  (duckdb -readonly {settings.warehouse_path})")
-    print(f"  reports        : {settings.output_dir / 'reports'}")
-    print(f"  exports        : {settings.output_dir / 'exports'}")
+    print(f"  warehouse      : {settings.warehouse_path}  (schemas raw, staging; open it read-only)")
+    print(f"  load report    : {settings.output_dir / 'reports' / 'load_report.md'}")
+    for label, path in (("dashboard", settings.output_dir / "dashboard"), ("exports", settings.output_dir / "exports")):
+        if path.exists():
+            print(f"  {label:<15}: {path}")
     print("  Dagster UI     : make ui  (then open http://127.0.0.1:3000)")
 
 

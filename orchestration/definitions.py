@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
@@ -17,7 +14,7 @@ from orchestration.defs.transform.automation import (
     new_landing_files_sensor,
 )
 from orchestration.defs.transform.dbt_assets import billing_dbt_models, dbt_project
-from orchestration.lib.settings import Settings
+from orchestration.lib.settings import DBT_EXECUTABLE, Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -32,8 +29,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "dbt": DbtCliResource(
                 project_dir=dbt_project,
                 profiles_dir=str(dbt_project.profiles_dir),
-                # the dbt of this interpreter's environment, not whatever is on PATH
-                dbt_executable=str(Path(sys.executable).parent / "dbt"),
+                dbt_executable=str(DBT_EXECUTABLE),
             ),
         },
     )

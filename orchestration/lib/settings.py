@@ -7,6 +7,7 @@ dbt profile (through the same variable names) all agree on paths.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 CONFIG_DIR = PROJECT_ROOT / "config"
 POLICY_PATH = CONFIG_DIR / "billing_policy.yml"
 COUNTRIES_SEED_PATH = DBT_PROJECT_DIR / "seeds" / "ref_countries.csv"
+# The dbt of this interpreter's environment (.venv), not whatever is on PATH.
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 
 # name -> (default relative to the project root, what it is)
 ENVIRONMENT = {

@@ -16,14 +16,15 @@ from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Under `dagster dev` this runs `dbt parse`; elsewhere the Makefile and CI do.
+# Under `dagster dev` this runs `dbt parse` (with the dbt on PATH: `make ui` puts
+# .venv/bin first); elsewhere the Makefile, CI and the test session parse.
 dbt_project.prepare_if_dev()
 
 LAYER_GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
 
 
 class BillingDbtTranslator(DagsterDbtTranslator):
-    """Groups by layer folder and tags each model with its layer."""
+    """Groups dbt nodes by their layer folder (seeds sit with staging)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "seed":
