@@ -18,6 +18,8 @@ test: $(INSTALLED) $(MANIFEST)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros dbt_project/tests
 
 ui: $(INSTALLED) $(MANIFEST)
 	mkdir -p .dagster_home && cp config/dagster.yaml .dagster_home/dagster.yaml

@@ -18,8 +18,7 @@ versioned as (
 final as (
 
     select
-        {{ dbt.concat(["product_id", "'|'", "currency", "'|'", dbt.cast("valid_from", dbt.type_string())]) }}
-            as price_id,
+        concat_ws('|', product_id, currency, cast(valid_from as string)) as price_id,
         product_id,
         name as product_name,
         product_type,
