@@ -40,6 +40,7 @@ from orchestration.lib.contract import (
     STRING,
     SURVEY_SCORE_RANGES,
     TIMESTAMP,
+    ZERO_DECIMAL_CURRENCIES,
     Source,
 )
 from orchestration.lib.readers import ROW_NUMBER
@@ -49,9 +50,11 @@ TRUE_TEXTS = ("true", "1")
 FALSE_TEXTS = ("false", "0")
 # The survey that defines a response's score range (SURVEY_SCORE_RANGES).
 SURVEY_COLUMN, SCORE_COLUMN = "survey", "score"
-# Relative difference between the decimal and the float reading of a money value
-# above which the extra digits are real precision, not float noise.
-MONEY_NOISE = 1e-9
+# Absolute difference between the 4-decimal and the float reading of a money
+# value above which the extra digits are real precision, not float noise
+# (a float64 Parquet column gives 0.30000000000000004 for 0.3). Absolute, so
+# that large amounts cannot hide a fifth decimal.
+MONEY_NOISE = 1e-6
 # Longest delivered value quoted in full inside a reason.
 SHOWN_VALUE_CHARS = 60
 
@@ -195,6 +198,9 @@ def _column_checks(source: Source, position: dict[str, int]) -> tuple[list[str],
         x, t = f"c{position[name]}", f"t{i}"
         has = _has_value(x)
         typed, unparsed = _typed(column.type, x)
+        if name in source.primary_key and column.type == STRING:
+            # ' c1' and 'c1' are one key: padding is an export artefact, not identity.
+            typed = f"CASE WHEN {has} THEN trim({x}) END"
         select.append(f"{typed} AS {t}")
         if column.required:
             checks.append(_Check(name, f"NOT {has}", _lit(f"{name}: required value missing")))
@@ -205,9 +211,11 @@ def _column_checks(source: Source, position: dict[str, int]) -> tuple[list[str],
             checks.append(_Check(name, f"NOT regexp_full_match({t}, {_lit(pattern)})", _about(name, phrase, x)))
         if column.type == MONEY:
             as_double = f"try_cast({x} AS DOUBLE)"
-            beyond_noise = f"abs({t}::DOUBLE - {as_double}) > {MONEY_NOISE} * greatest(1, abs({as_double}))"
+            beyond_noise = f"abs({t}::DOUBLE - {as_double}) > {MONEY_NOISE}"
             message = _about(name, "more than 4 decimal places", x)
             checks.append(_Check(name, f"{t} IS NOT NULL AND {beyond_noise}", message))
+            if "currency" in position:
+                checks.append(_minor_unit_check(name, t, f"c{position['currency']}", x, beyond_noise))
         if column.enum is not None:
             allowed = ", ".join(map(_lit, column.enum))
             expected = _lit(" (expected one of " + ", ".join(column.enum) + ")")
@@ -216,6 +224,18 @@ def _column_checks(source: Source, position: dict[str, int]) -> tuple[list[str],
         if name in non_negative:
             checks.append(_Check(name, f"{t} < 0", _about(name, "negative value", x)))
     return select, checks
+
+
+def _minor_unit_check(name: str, typed: str, currency: str, raw: str, beyond_noise: str) -> _Check:
+    """The contract rounds money to the row currency's minor unit (JPY and KRW: 0)."""
+    zero = ", ".join(map(_lit, ZERO_DECIMAL_CURRENCIES))
+    # DuckDB's round() wants a constant precision, hence one branch per unit.
+    off_unit = f"CASE WHEN trim({currency}) IN ({zero}) THEN {typed} <> round({typed}, 0) ELSE {typed} <> round({typed}, 2) END"
+    return _Check(
+        name,
+        f"{typed} IS NOT NULL AND NOT ({beyond_noise}) AND {off_unit}",
+        _about(name, "more decimals than the currency's minor unit", raw),
+    )
 
 
 def _survey_checks(source: Source, position: dict[str, int]) -> list[_Check]:
@@ -243,15 +263,16 @@ def _key_checks(source: Source, position: dict[str, int], width: int) -> tuple[s
         # A missing key column already quarantines every row.
         return "", "", []
     label = ", ".join(source.primary_key)
-    keys = [f"c{position[k]}" for k in source.primary_key]
-    present = " AND ".join(_has_value(k) for k in keys)
+    # Compared as typed values: '2024-01-01' and ' 2024-01-01' are one date.
+    keys = [f"t{source.column_names.index(k)}" for k in source.primary_key]
+    present = " AND ".join(f"{k} IS NOT NULL" for k in keys)
     # Identical rows = every delivered value equal, extra columns included.
     row_hash = "hash(" + ", ".join(f"c{j}" for j in range(width)) + ")"
     repeated = f"""
         repeated AS (
             SELECT {", ".join(keys)}, count(*) AS _key_rows, min({ROW_NUMBER}) AS _key_first,
                 min({row_hash}) = max({row_hash}) AS _key_same
-            FROM batch WHERE {present}
+            FROM typed WHERE {present}
             GROUP BY ALL HAVING count(*) > 1
         ),"""
     join = f"LEFT JOIN repeated USING ({', '.join(keys)})"
@@ -297,12 +318,11 @@ def _checking_sql(source: Source, names: list[str]) -> str:
         extra = "NULL::VARCHAR"
     typed_columns = ", ".join(f"t{i}" for i in range(len(source.columns)))
     return f"""
-        WITH {repeated}
-        typed AS (
-            SELECT *, {", ".join(typed_select)} FROM batch {join}
-        ),
+        WITH typed AS (
+            SELECT *, {", ".join(typed_select)} FROM batch
+        ),{repeated}
         checked AS (
-            SELECT *, {bad} AS _bad FROM typed
+            SELECT *, {bad} AS _bad FROM typed {join}
         )
         SELECT
             {ROW_NUMBER}, {typed_columns},

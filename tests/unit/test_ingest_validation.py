@@ -222,10 +222,33 @@ def test_numbers_accept_float_text_and_integers_accept_whole_float_text():
 
 
 def test_money_float_noise_is_rounded_but_real_extra_digits_are_not():
-    frame = batch(payment(amount="0.30000000000000004"), payment(payment_id="p2", amount="0.00001"))
+    frame = batch(
+        payment(amount="0.30000000000000004", currency="USD"),
+        payment(payment_id="p2", amount="0.00001", currency="USD"),
+        # a fifth decimal on a large amount is real, not noise
+        payment(payment_id="p3", amount="100000.00001", currency="USD"),
+    )
     result = validate_batch(frame, "payments")
     assert result.valid["amount"].to_list() == [Decimal("0.3")]
-    assert [r[2] for r in quarantined(result)] == ["amount: more than 4 decimal places ('0.00001')"]
+    assert [r[2] for r in quarantined(result)] == [
+        "amount: more than 4 decimal places ('0.00001')",
+        "amount: more than 4 decimal places ('100000.00001')",
+    ]
+
+
+def test_money_is_rounded_to_the_minor_unit_of_the_row_currency():
+    frame = batch(
+        payment(payment_id="p1", amount="1200", currency="JPY"),
+        payment(payment_id="p2", amount="1200.5", currency="JPY"),
+        payment(payment_id="p3", amount="12.50", currency="USD"),
+        payment(payment_id="p4", amount="12.345", currency="USD"),
+    )
+    result = validate_batch(frame, "payments")
+    assert result.valid["payment_id"].to_list() == ["p1", "p3"]
+    assert [r[2] for r in quarantined(result)] == [
+        "amount: more decimals than the currency's minor unit ('1200.5')",
+        "amount: more decimals than the currency's minor unit ('12.345')",
+    ]
 
 
 def test_a_negative_quantity_on_an_invoice_line_is_quarantined():
@@ -306,3 +329,15 @@ def test_a_blank_value_is_a_missing_value_in_every_kind_of_column():
     result = validate_batch(frame, "payments")
     assert result.valid.select("method", "gateway", "attempt_number").rows() == [(None, None, None)]
     assert quarantined(result) == [(2, "status", "status: required value missing")]
+
+
+def test_keys_are_compared_as_typed_values_so_padding_does_not_make_a_new_key():
+    frame = batch(
+        payment(payment_id="p1", amount="10"),
+        payment(payment_id=" p1 ", amount="11"),
+        payment(payment_id="p2", amount="10"),
+    )
+    result = validate_batch(frame, "payments")
+    assert result.valid["payment_id"].to_list() == ["p2"]
+    assert [(r[0], r[1]) for r in quarantined(result)] == [(1, "payment_id"), (2, "payment_id")]
+    assert "duplicate key with different values (2 rows in this batch, first at row 1)" in quarantined(result)[0][2]
