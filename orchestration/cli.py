@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,10 +59,8 @@ def generate(args: argparse.Namespace, landing_dir: Path) -> None:
     from billing_world.generate import generate_world
     from billing_world.simulate import WorldConfig
 
-    if landing_dir.exists() and any(landing_dir.iterdir()):
-        if not args.overwrite:
-            sys.exit(f"error: {landing_dir} is not empty; pass --overwrite to replace it")
-        shutil.rmtree(landing_dir)
+    if landing_dir.exists() and any(landing_dir.iterdir()) and not args.overwrite:
+        sys.exit(f"error: {landing_dir} is not empty; pass --overwrite to replace its source and _truth folders")
     print(f"Generating {args.customers:,} customers x {args.months} months into {landing_dir} ...", flush=True)
     summary = generate_world(
         landing_dir,
@@ -82,12 +79,10 @@ def generate(args: argparse.Namespace, landing_dir: Path) -> None:
 
 def run(settings: Settings) -> bool:
     """Materialise every asset in-process; True when the run succeeded."""
-    from orchestration.lib.run_report import print_load_summary
-
-    settings.export_to_env()
     import dagster as dg
 
     from orchestration.definitions import build_definitions
+    from orchestration.lib.run_report import print_load_summary
 
     started = time.perf_counter()
     print(f"Running the pipeline: {settings.landing_dir} -> {settings.warehouse_path}", flush=True)

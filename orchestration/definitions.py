@@ -18,7 +18,6 @@ from orchestration.lib.settings import DBT_EXECUTABLE, Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    settings.export_to_env()  # dbt reads the warehouse path from the same variable
     return dg.Definitions(
         assets=[*ingest_assets, billing_dbt_models, load_report],
         jobs=[billing_pipeline_job],

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from orchestration.lib.settings import DBT_PROJECT_DIR
-
-DBT = Path(sys.executable).parent / "dbt"
+from orchestration.lib.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 
-def _ensure_manifest() -> None:
-    """dagster-dbt reads target/manifest.json at import; `make test` parses first,
-    this covers a bare `pytest`."""
-    if not (DBT_PROJECT_DIR / "target" / "manifest.json").exists():
-        subprocess.run([str(DBT), "parse", "--quiet", "--profiles-dir", "."], cwd=DBT_PROJECT_DIR, check=True)
-
-
-_ensure_manifest()
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Parse the dbt project once per session: dagster-dbt reads target/manifest.json
+    at import, and a stale one would not know the tests dbt is about to run."""
+    command = [str(DBT_EXECUTABLE), "parse", "--quiet", "--profiles-dir", "."]
+    subprocess.run(command, cwd=DBT_PROJECT_DIR, check=True)
 
 
 @pytest.fixture()

@@ -26,6 +26,7 @@ import polars as pl
 from orchestration.lib.contract import BATCH_SUFFIXES, SOURCES, TRUTH_FOLDER, Source
 from orchestration.lib.readers import ROW_NUMBER, UnreadableBatchError, batch_format, read_batch
 from orchestration.lib.validation import EXTRA_COLUMN, QUARANTINE_SCHEMA, validate_batch
+from orchestration.lib.warehouse import fetch_scalar
 
 RAW_SCHEMA = "raw"
 MANIFEST_TABLE = f"{RAW_SCHEMA}._load_manifest"
@@ -384,12 +385,7 @@ def _in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[], int]) ->
 
 def _next_batch_id(conn: duckdb.DuckDBPyConnection) -> int:
     # max + 1 inside the transaction is safe: DuckDB admits one writer per file.
-    return _scalar(conn, f"select coalesce(max(batch_id), 0) + 1 from {MANIFEST_TABLE}")
-
-
-def _scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
-    # fetchall, not fetchone: DuckDB refuses other work on a connection while a result is unfinished.
-    return conn.execute(sql, params or []).fetchall()[0][0]
+    return fetch_scalar(conn, f"select coalesce(max(batch_id), 0) + 1 from {MANIFEST_TABLE}")
 
 
 def _insert_manifest_row(conn: duckdb.DuckDBPyConnection, manifest: dict) -> int:
@@ -428,8 +424,8 @@ def _load_batch(
     _insert_raw_rows(conn, source, valid, lineage)
     _insert_quarantine(conn, source.name, quarantine, lineage)
     # Counted back from the tables, not from the frames: this is what will be committed.
-    loaded = _scalar(conn, f'select count(*) from {RAW_SCHEMA}."{source.name}" where _batch_id = ?', [batch_id])
-    quarantined = _scalar(conn, f"select count(*) from {QUARANTINE_TABLE} where batch_id = ?", [batch_id])
+    loaded = fetch_scalar(conn, f'select count(*) from {RAW_SCHEMA}."{source.name}" where _batch_id = ?', [batch_id])
+    quarantined = fetch_scalar(conn, f"select count(*) from {QUARANTINE_TABLE} where batch_id = ?", [batch_id])
     if loaded + quarantined != manifest["rows_in_file"] or loaded != valid.height:
         raise ConservationError(
             f"{manifest['batch_file']}: {manifest['rows_in_file']} rows in file but {loaded} loaded "

@@ -21,11 +21,16 @@ DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 
 # name -> (default relative to the project root, what it is)
 ENVIRONMENT = {
-    "BILLING_DATA_DIR": ("data", "root folder for generated and produced data"),
     "BILLING_LANDING_DIR": ("data/landing", "landing folder read by ingestion"),
     "BILLING_WAREHOUSE_PATH": ("data/warehouse.duckdb", "DuckDB warehouse file"),
     "BILLING_OUTPUT_DIR": ("data/output", "dashboards, exports and reports"),
 }
+# A bound on DuckDB's memory, so large worlds spill to disk instead of growing.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "6GB"
+
+
+def duckdb_memory_limit() -> str:
+    return os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT
 
 
 def _path(name: str) -> Path:
@@ -47,9 +52,3 @@ class Settings:
             warehouse_path=_path("BILLING_WAREHOUSE_PATH"),
             output_dir=_path("BILLING_OUTPUT_DIR"),
         )
-
-    def export_to_env(self) -> None:
-        """Make child processes (dbt) see the same absolute paths."""
-        os.environ["BILLING_LANDING_DIR"] = str(self.landing_dir)
-        os.environ["BILLING_WAREHOUSE_PATH"] = str(self.warehouse_path)
-        os.environ["BILLING_OUTPUT_DIR"] = str(self.output_dir)

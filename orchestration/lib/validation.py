@@ -230,7 +230,10 @@ def _minor_unit_check(name: str, typed: str, currency: str, raw: str, beyond_noi
     """The contract rounds money to the row currency's minor unit (JPY and KRW: 0)."""
     zero = ", ".join(map(_lit, ZERO_DECIMAL_CURRENCIES))
     # DuckDB's round() wants a constant precision, hence one branch per unit.
-    off_unit = f"CASE WHEN trim({currency}) IN ({zero}) THEN {typed} <> round({typed}, 0) ELSE {typed} <> round({typed}, 2) END"
+    off_unit = (
+        f"CASE WHEN trim({currency}) IN ({zero}) THEN {typed} <> round({typed}, 0)"
+        f" ELSE {typed} <> round({typed}, 2) END"
+    )
     return _Check(
         name,
         f"{typed} IS NOT NULL AND NOT ({beyond_noise}) AND {off_unit}",

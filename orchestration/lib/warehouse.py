@@ -6,24 +6,20 @@ the Dagster definitions put every asset that writes into one pool (limit 1).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-# A bound on DuckDB's memory so large worlds spill to disk instead of growing
-# without limit; override with BILLING_DUCKDB_MEMORY_LIMIT (e.g. "8GB").
-DEFAULT_MEMORY_LIMIT = "6GB"
+from orchestration.lib.settings import duckdb_memory_limit
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
-    conn.execute("set TimeZone = 'UTC'")
-    conn.execute(f"set memory_limit = '{os.environ.get('BILLING_DUCKDB_MEMORY_LIMIT', DEFAULT_MEMORY_LIMIT)}'")
+    conn = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": duckdb_memory_limit()})
+    conn.execute("set TimeZone = 'UTC'")  # needs ICU, which loads on first use, not in connect's config
     return conn
 
 

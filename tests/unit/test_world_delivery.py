@@ -20,7 +20,6 @@ import pytest
 
 from billing_world.bad_rows import applicable_defects, bad_row_count, typo
 from billing_world.deliver import FORMATS, DeliveryConfig, deliver_world, time_slices
-from billing_world.sample import sample_tables
 from orchestration.lib.contract import (
     BOOLEAN,
     DATE,
@@ -32,6 +31,7 @@ from orchestration.lib.contract import (
     TIMESTAMP,
     TRUTH_FOLDER,
 )
+from tests.unit.world_sample import sample_tables
 
 CONFIG = DeliveryConfig(batches_per_source=4, bad_row_rate=0.05, seed=7)
 POLARS_TYPES = {

@@ -12,7 +12,7 @@ import dagster as dg
 
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.lib.contract import SOURCES, Source
-from orchestration.lib.loader import SourceLoadReport, ensure_warehouse_schema, ingest_source
+from orchestration.lib.loader import SourceLoadReport, ingest_source
 from orchestration.lib.warehouse import fetch_scalar
 
 INGEST_GROUP = "ingest"
@@ -96,7 +96,6 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     )
     def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as conn:
-            ensure_warehouse_schema(conn)
             report = ingest_source(conn, Path(warehouse.landing_dir), source.name, log=context.log.info)
             for bad in report.unreadable:
                 context.log.error(f"{source.name}: could not read {bad.batch_file}: {bad.error}")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.lib.contract import BATCH_SUFFIXES, SOURCE_NAMES
+from orchestration.lib.contract import SOURCE_NAMES
+from orchestration.lib.loader import discover_batch_files
 from orchestration.lib.settings import Settings
 
 billing_pipeline_job = dg.define_asset_job(
@@ -29,14 +30,13 @@ def landing_fingerprint(landing_dir: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     count = 0
     for source in SOURCE_NAMES:
-        folder = landing_dir / source
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.name.endswith(BATCH_SUFFIXES):
+        for path in discover_batch_files(landing_dir, source, log=lambda _message: None):
+            try:
                 stat = path.stat()
-                digest.update(f"{path.relative_to(landing_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-                count += 1
+            except FileNotFoundError:  # removed since listing; the next tick sees it gone
+                continue
+            digest.update(f"{path.relative_to(landing_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            count += 1
     return digest.hexdigest()[:16], count
 
 

@@ -5,13 +5,14 @@ their layer folder, and dbt tests surface as asset checks.
 """
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.defs.resources import WAREHOUSE_POOL
+from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
@@ -59,6 +60,8 @@ def dbt_policy_vars() -> dict[str, Any]:
     dagster_dbt_translator=BillingDbtTranslator(),
     pool=WAREHOUSE_POOL,
 )
-def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Builds (runs and tests) the dbt models: staging, intermediate and marts."""
+    # The dbt profile reads the warehouse path from the same variable as settings.py.
+    os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context).stream()

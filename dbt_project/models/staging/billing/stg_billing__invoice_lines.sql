@@ -27,12 +27,12 @@ final as (
         quantity,
         unit_amount,
         amount,
-        coalesce(discount_amount, 0) as discount_amount,
+        discount_amount,
         proration as is_proration,
         period_start,
         period_end,
         tax_rate,
-        coalesce(tax_amount, 0) as tax_amount
+        tax_amount
     from versioned
     where version_rank = 1
 

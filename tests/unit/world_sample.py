@@ -6,8 +6,8 @@ consistent-looking world directly: every row obeys the landing contract, the
 numbers add up (lines -> invoice totals -> payments), and the edge cases a
 writer or reader must survive are always present (JPY amounts, fractional
 seconds, a comment with a comma, quotes, a newline and non-ASCII text,
-customers and invoices that change after creation). It is vectorised, so the
-same function also makes the multi-million-row worlds used to time delivery.
+customers and invoices that change after creation). It is vectorised, so it
+can also make large worlds to time delivery by hand.
 It is not billing-policy-correct (no proration, no loyalty discount).
 """
 
@@ -19,17 +19,15 @@ from decimal import Decimal
 import polars as pl
 
 from orchestration.lib.contract import COMPANY_SIZES, PAYMENT_METHODS, SOURCES
+from orchestration.lib.policy import load_countries
 
 MONEY = pl.Decimal(18, 2)
 TIMESTAMP = pl.Datetime("us")
 
-# country, currency, tax rate in basis points
-_COUNTRIES = (
-    ("US", "USD", 0),
-    ("DE", "EUR", 1900),
-    ("JP", "JPY", 1000),
-    ("GB", "GBP", 2000),
-    ("FR", "EUR", 2000),
+# country, currency, tax rate in basis points, from the one country reference
+_COUNTRIES = tuple(
+    (code, load_countries()[code].default_currency, round(load_countries()[code].tax_rate * 10_000))
+    for code in ("US", "DE", "JP", "GB", "FR")
 )
 # product_id, name, product_type, tier, monthly price in minor units per currency
 _PRODUCTS = (
