@@ -27,3 +27,10 @@ def test_required_contract_columns_are_tested_not_null_in_dbt():
     for name, columns in _declared_tables().items():
         tested = {c["name"] for c in columns if "not_null" in (c.get("data_tests") or [])}
         assert tested == set(SOURCES[name].required_columns), name
+
+
+def test_the_ticket_subcategories_dbt_pivots_on_are_the_contracts():
+    from orchestration.lib.contract import TICKET_SUBCATEGORIES
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert tuple(project["vars"]["billing_ticket_subcategories"]) == TICKET_SUBCATEGORIES
