@@ -1,0 +1,54 @@
+{#- One row per payment attempt, sequenced within its invoice by time: the
+    first attempt, and retries (an attempt that follows a failed one; the
+    second part of a split payment follows a success, so it is no retry). -#}
+with
+
+payments as (
+
+    select * from {{ ref('stg_billing__payments') }}
+
+),
+
+sequenced as (
+
+    select
+        payments.*,
+        row_number() over (
+            partition by payments.invoice_id
+            order by payments.attempted_at, payments.payment_id
+        ) as attempt_sequence,
+        lag(payments.status) over (
+            partition by payments.invoice_id
+            order by payments.attempted_at, payments.payment_id
+        ) as previous_attempt_status
+    from payments
+
+),
+
+final as (
+
+    select
+        payment_id,
+        invoice_id,
+        customer_id,
+        attempted_at,
+        attempted_date,
+        coalesce(attempt_number, attempt_sequence) as attempt_number,
+        attempt_sequence,
+        attempt_sequence = 1 as is_first_attempt,
+        coalesce(previous_attempt_status = 'failed', false) as is_retry,
+        status,
+        is_succeeded,
+        status = 'failed' as is_failed,
+        failure_code,
+        method,
+        gateway,
+        amount,
+        currency,
+        usd_per_unit,
+        amount_usd
+    from sequenced
+
+)
+
+select * from final

@@ -1,0 +1,99 @@
+{#- One row per month x segment_dimension x segment_value: invoices issued in
+    the month (not draft, void included) and those with an error as of the
+    run (metrics.md). Segment = the invoice's (int_invoice_segments). -#}
+with
+
+invoices as (
+
+    select * from {{ ref('fct_invoices') }}
+
+),
+
+segment_months as (
+
+    select * from {{ ref('int_invoice_segment_months') }}
+
+),
+
+issued_invoices as (
+
+    select
+        issued_month as month,
+        company_size,
+        region,
+        tier,
+        billing_period,
+        acquisition_channel,
+        tenure_band,
+        total_usd,
+        case when is_error_invoice then 1 else 0 end as is_error_invoice,
+        case when has_error_credit_note then 1 else 0 end as has_error_credit_note,
+        case when has_error_ticket then 1 else 0 end as has_error_ticket
+    from invoices
+    where status <> 'draft'
+
+),
+
+segmented as (
+
+    {{ unpivot_segments('issued_invoices') }}
+
+),
+
+monthly as (
+
+    select
+        month,
+        segment_dimension,
+        segment_value,
+        cast(count(*) as {{ dbt.type_int() }}) as invoices_issued,
+        cast(sum(is_error_invoice) as {{ dbt.type_int() }}) as invoices_with_error,
+        cast(sum(has_error_credit_note) as {{ dbt.type_int() }}) as invoices_with_error_credit_note,
+        cast(sum(has_error_ticket) as {{ dbt.type_int() }}) as invoices_with_error_ticket,
+        sum(total_usd) as invoiced_usd
+    from segmented
+    group by month, segment_dimension, segment_value
+
+),
+
+filled as (
+
+    select
+        segment_months.month,
+        segment_months.segment_dimension,
+        segment_months.segment_value,
+        coalesce(monthly.invoices_issued, 0) as invoices_issued,
+        coalesce(monthly.invoices_with_error, 0) as invoices_with_error,
+        coalesce(monthly.invoices_with_error_credit_note, 0) as invoices_with_error_credit_note,
+        coalesce(monthly.invoices_with_error_ticket, 0) as invoices_with_error_ticket,
+        coalesce(monthly.invoiced_usd, 0) as invoiced_usd
+    from segment_months
+    left join monthly
+        on
+            segment_months.month = monthly.month
+            and segment_months.segment_dimension = monthly.segment_dimension
+            and segment_months.segment_value = monthly.segment_value
+
+),
+
+final as (
+
+    select
+        month,
+        segment_dimension,
+        segment_value,
+        invoices_issued,
+        invoices_with_error,
+        invoices_with_error_credit_note,
+        invoices_with_error_ticket,
+        invoiced_usd,
+        case
+            when invoices_issued > 0 then round(100.0 * invoices_with_error / invoices_issued, 2)
+        end as error_rate_per_100,
+        -- marts.billing_anomalies is built in a later issue
+        cast(null as {{ dbt.type_numeric() }}) as anomalies_flagged_per_100
+    from filled
+
+)
+
+select * from final
