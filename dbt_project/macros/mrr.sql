@@ -30,16 +30,3 @@
     {%- set month_start = dbt.date_trunc('month', timestamp_expression) -%}
     case when {{ timestamp_expression }} = {{ month_start }} then {{ dbt.dateadd('month', -1, month_start) }} else {{ month_start }} end
 {%- endmacro %}
-
-{#- The MRR bridge closes on every row: start + new + expansion +
-    reactivation - contraction - churned = end, to the cent and beyond. -#}
-{% test mrr_bridge_closes(model) %}
-
-select *
-from {{ model }}
-where
-    mrr_start_usd + new_mrr_usd + expansion_mrr_usd + reactivation_mrr_usd
-    - contraction_mrr_usd - churned_mrr_usd
-    <> mrr_end_usd
-
-{% endtest %}

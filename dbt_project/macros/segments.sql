@@ -34,3 +34,16 @@
         else '24m+'
     end
 {%- endmacro %}
+
+{#- Whole months of tenure at a month's first instant: calendar months
+    between the two month starts, less one when the start fell after its
+    month's first instant; 0 for a start at or after the month start. -#}
+{% macro tenure_months(started_at, month_start) -%}
+    case
+        when {{ started_at }} is null then null
+        when {{ started_at }} >= {{ month_start }} then 0
+        else
+            {{ dbt.datediff(dbt.date_trunc('month', started_at), month_start, 'month') }}
+            - case when {{ started_at }} > {{ dbt.date_trunc('month', started_at) }} then 1 else 0 end
+    end
+{%- endmacro %}

@@ -390,38 +390,15 @@ tenure_starts as (
 ),
 
 -- Whole months since the tenure start, at the month's first instant.
-tenure_month_counts as (
+tenures as (
 
     select
         classified.customer_id,
         classified.month,
-        {{ dbt.datediff(
-            dbt.date_trunc('month', 'tenure_starts.tenure_started_at'),
-            'classified.month_start_at',
-            'month'
-        ) }}
-        - case
-            when tenure_starts.tenure_started_at > {{ dbt.date_trunc('month', 'tenure_starts.tenure_started_at') }}
-                then 1
-            else 0
-        end as months_since_first_subscription
+        {{ tenure_months('tenure_starts.tenure_started_at', 'classified.month_start_at') }} as tenure_months
     from classified
     inner join tenure_starts
         on classified.customer_id = tenure_starts.customer_id
-
-),
-
--- The month before the first start (a start on the 1st) counts as 0.
-tenures as (
-
-    select
-        customer_id,
-        month,
-        case
-            when months_since_first_subscription < 0 then 0
-            else months_since_first_subscription
-        end as tenure_months
-    from tenure_month_counts
 
 ),
 

@@ -50,18 +50,18 @@ bounds as (
 
 month_offsets as (
 
-    {{ whole_numbers(3) }}
+    {{ month_offsets() }}
 
 ),
 
 months as (
 
     select
-        cast({{ dbt.dateadd('month', 'month_offsets.number', 'bounds.first_month') }} as date) as month,
+        cast({{ dbt.dateadd('month', 'month_offsets.month_offset', 'bounds.first_month') }} as date) as month,
         bounds.last_month
     from bounds
     cross join month_offsets
-    where month_offsets.number <= {{ dbt.datediff('bounds.first_month', 'bounds.last_month', 'month') }}
+    where month_offsets.month_offset <= {{ dbt.datediff('bounds.first_month', 'bounds.last_month', 'month') }}
 
 ),
 

@@ -153,22 +153,12 @@ invoice_months as (
 
 ),
 
--- calendar months between the two month starts, less one when the first
--- subscription began after its month's first instant; never below zero
+-- whole months since the first subscription at the issue month's first instant
 tenures as (
 
     select
         invoice_months.invoice_id,
-        case
-            when customers.first_subscription_at is null then null
-            when customers.first_subscription_at >= invoice_months.issued_month then 0
-            else
-                {{ dbt.datediff('customers.first_subscription_month', 'invoice_months.issued_month', 'month') }}
-                - case
-                    when customers.first_subscription_at > customers.first_subscription_month then 1
-                    else 0
-                end
-        end as tenure_months
+        {{ tenure_months('customers.first_subscription_at', 'invoice_months.issued_month') }} as tenure_months
     from invoice_months
     left join customers
         on invoice_months.customer_id = customers.customer_id
