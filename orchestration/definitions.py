@@ -13,13 +13,14 @@ from orchestration.defs.transform.automation import (
     daily_schedule,
     new_landing_files_sensor,
 )
-from orchestration.defs.transform.dbt_assets import billing_dbt_models, dbt_project
+from orchestration.defs.transform.dbt_assets import billing_dbt_models, billing_dbt_models_after_python, dbt_project
+from orchestration.defs.value.assets import sbg_parameters
 from orchestration.lib.settings import DBT_EXECUTABLE, Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ingest_assets, billing_dbt_models, load_report],
+        assets=[*ingest_assets, billing_dbt_models, sbg_parameters, billing_dbt_models_after_python, load_report],
         jobs=[billing_pipeline_job],
         schedules=[daily_schedule],
         sensors=[new_landing_files_sensor],

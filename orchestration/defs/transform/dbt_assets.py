@@ -2,6 +2,18 @@
 
 dbt sources on `raw` map to the ingestion assets' keys, models are grouped by
 their layer folder, and dbt tests surface as asset checks.
+
+Two dbt ops, split by graph: models that read a table written by a Python
+asset (dbt source `value`, e.g. marts.sbg_parameters from
+orchestration/defs/value) and everything downstream of them build in
+`billing_dbt_models_after_python`; all other nodes in `billing_dbt_models`.
+One op would sit both upstream (int_sbg_survival) and downstream (kpi_clv) of
+the Python asset. Dagster 1.13 can run that by splitting a subsettable
+multi-asset per run (asset_job._attempt_resolve_node_cycles), but the split
+also puts the seed in an op of its own, names the ops by position
+(billing_dbt_models_2, _3) and passes every model on the command line;
+two named selections are explicit and cheaper. A selection by graph, not by
+tag, cannot miss a new model.
 """
 
 import json
@@ -54,14 +66,38 @@ def dbt_policy_vars() -> dict[str, Any]:
     }
 
 
+# Tables that Python assets write and dbt reads back, and every node downstream of them.
+AFTER_PYTHON_SELECTION = "source:value+"
+
+
+def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    # The dbt profile reads the warehouse path from the same variable as settings.py.
+    os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context).stream()
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=BillingDbtTranslator(),
+    exclude=AFTER_PYTHON_SELECTION,
     pool=WAREHOUSE_POOL,
 )
 def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Builds (runs and tests) the dbt models: staging, intermediate and marts."""
-    # The dbt profile reads the warehouse path from the same variable as settings.py.
-    os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context).stream()
+    yield from _dbt_build(context, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=BillingDbtTranslator(),
+    select=AFTER_PYTHON_SELECTION,
+    name="billing_dbt_models_after_python",
+    pool=WAREHOUSE_POOL,
+)
+def billing_dbt_models_after_python(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Builds the dbt models that read tables written by Python assets (source `value`)."""
+    yield from _dbt_build(context, dbt, warehouse)
