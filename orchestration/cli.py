@@ -82,6 +82,7 @@ def run(settings: Settings) -> bool:
     import dagster as dg
 
     from orchestration.definitions import build_definitions
+    from orchestration.lib.kpi_summary import print_headline
     from orchestration.lib.run_report import print_load_summary
 
     started = time.perf_counter()
@@ -93,6 +94,8 @@ def run(settings: Settings) -> bool:
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     print_load_summary(settings.warehouse_path)
+    if result.success:
+        print_headline(settings.warehouse_path)
     seconds = time.perf_counter() - started
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
@@ -108,7 +111,7 @@ def run(settings: Settings) -> bool:
 def print_where(settings: Settings) -> None:
     print("\nWhere things are:")
     print(f"  landing folder : {settings.landing_dir}")
-    print(f"  warehouse      : {settings.warehouse_path}  (schemas raw, staging; open it read-only)")
+    print(f"  warehouse      : {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
     print(f"  load report    : {settings.output_dir / 'reports' / 'load_report.md'}")
     for label, path in (("dashboard", settings.output_dir / "dashboard"), ("exports", settings.output_dir / "exports")):
         if path.exists():
