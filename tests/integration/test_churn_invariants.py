@@ -9,7 +9,6 @@ and the clean simulated events, never from the pipeline's own output.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import Counter
 from decimal import Decimal
 
@@ -17,15 +16,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from billing_world.deliver import DeliveryConfig
-from billing_world.generate import generate_world
-from billing_world.simulate import WorldConfig, simulate_world
-from orchestration.lib.settings import Settings
-
 pytestmark = pytest.mark.integration
 
-WORLD = WorldConfig(customers=300, months=18, start=dt.date(2024, 1, 1), seed=31, anomaly_rate=0.02)
-DELIVERY = DeliveryConfig(batches_per_source=3, bad_row_rate=0.005, seed=31)
 KEY = ("month", "segment_dimension", "segment_value")
 PARTITIONS = ("company_size", "region", "tier", "billing_period", "acquisition_channel", "tenure_band")
 COUNTS = ("customers_start", "churned", "churned_voluntary", "churned_involuntary", "new_customers")
@@ -41,26 +33,16 @@ MRR = (
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Generate and run once; keep kpi_churn, the truth and the clean events."""
-    from orchestration.cli import run
-
-    root = tmp_path_factory.mktemp("churn_world")
-    settings = Settings(root / "landing", root / "warehouse.duckdb", root / "output")
-    generate_world(settings.landing_dir, WORLD, DELIVERY)
-    saved_environment = dict(os.environ)
-    try:
-        ok = run(settings)
-    finally:  # the dbt step exports the warehouse path for its subprocess
-        os.environ.clear()
-        os.environ.update(saved_environment)
+def world(kpi_world):
+    """kpi_churn of the shared KPI world, its churn truth and the clean events."""
+    settings = kpi_world["settings"]
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         kpi = conn.sql("select * from marts.kpi_churn").pl()
-    yield {
-        "ok": ok,
+    return {
+        "ok": kpi_world["ok"],
         "kpi": kpi,
         "truth": pl.read_csv(settings.landing_dir / "_truth" / "churn_events.csv", try_parse_dates=True),
-        "events": simulate_world(WORLD).tables["subscription_events"],
+        "events": kpi_world["simulated"].tables["subscription_events"],
     }
 
 

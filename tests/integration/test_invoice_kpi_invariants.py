@@ -9,22 +9,16 @@ simulated tables, never from the pipeline's own output.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from decimal import Decimal
 
 import duckdb
 import polars as pl
 import pytest
 
-from billing_world.deliver import DeliveryConfig
-from billing_world.generate import generate_world
-from billing_world.simulate import WorldConfig, simulate_world
-from orchestration.lib.settings import Settings
+from tests.integration.conftest import KPI_WORLD
 
 pytestmark = pytest.mark.integration
 
-WORLD = WorldConfig(customers=300, months=18, start=dt.date(2024, 1, 1), seed=23, anomaly_rate=0.02)
-DELIVERY = DeliveryConfig(batches_per_source=3, bad_row_rate=0.005, seed=23)
 KEY = ("month", "segment_dimension", "segment_value")
 DIMENSIONS = {"all", "company_size", "region", "tier", "billing_period", "acquisition_channel", "tenure_band"}
 # mart -> columns that add up across the values of a dimension
@@ -66,22 +60,11 @@ USD_TOLERANCE = 0.01
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Generate and run once; keep the warehouse, the truth and the clean tables."""
-    from orchestration.cli import run
-
-    root = tmp_path_factory.mktemp("invoice_world")
-    settings = Settings(root / "landing", root / "warehouse.duckdb", root / "output")
-    generate_world(settings.landing_dir, WORLD, DELIVERY)
-    saved_environment = dict(os.environ)
-    try:
-        ok = run(settings)
-    finally:  # the dbt step exports the warehouse path for its subprocess
-        os.environ.clear()
-        os.environ.update(saved_environment)
-    conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    simulated = simulate_world(WORLD)
-    yield {"ok": ok, "conn": conn, "truth": simulated.truth, "clean": simulated.tables}
+def world(kpi_world):
+    """The shared KPI world's warehouse, truth and clean tables."""
+    conn = duckdb.connect(str(kpi_world["settings"].warehouse_path), read_only=True)
+    simulated = kpi_world["simulated"]
+    yield {"ok": kpi_world["ok"], "conn": conn, "truth": simulated.truth, "clean": simulated.tables}
     conn.close()
 
 
@@ -99,8 +82,10 @@ def _month(column: str) -> pl.Expr:
 
 def _world_months() -> list[dt.date]:
     return [
-        dt.date(WORLD.start.year + (WORLD.start.month - 1 + i) // 12, (WORLD.start.month - 1 + i) % 12 + 1, 1)
-        for i in range(WORLD.months)
+        dt.date(
+            KPI_WORLD.start.year + (KPI_WORLD.start.month - 1 + i) // 12, (KPI_WORLD.start.month - 1 + i) % 12 + 1, 1
+        )
+        for i in range(KPI_WORLD.months)
     ]
 
 
