@@ -23,6 +23,7 @@ from billing_world.simulate import WorldConfig, simulate_world
 from orchestration.lib.contract import SOURCES
 from orchestration.lib.settings import Settings
 from orchestration.lib.warehouse import fetch_scalar
+from tests.integration.conftest import run_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -63,21 +64,14 @@ def _snapshot(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Generate, run twice; keep what each run saw."""
-    from orchestration.cli import run
-
     root = tmp_path_factory.mktemp("world")
     settings = Settings(root / "landing", root / "warehouse.duckdb", root / "output")
     generate_world(settings.landing_dir, WORLD, DELIVERY)
     _add_corrupt_files(settings.landing_dir)
-    saved_environment = dict(os.environ)
-    try:
-        first_ok = run(settings)
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-            after_first = _snapshot(conn)
-        second_ok = run(settings)
-    finally:  # the dbt step exports the warehouse path for its subprocess
-        os.environ.clear()
-        os.environ.update(saved_environment)
+    first_ok = run_pipeline(settings)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        after_first = _snapshot(conn)
+    second_ok = run_pipeline(settings)
     conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
     yield {
         "settings": settings,

@@ -8,16 +8,14 @@ Expectations come from the generator: its churn parameters per company size
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import duckdb
 import polars as pl
 import pytest
 
 from billing_world.deliver import DeliveryConfig
-from billing_world.generate import generate_world
 from billing_world.simulate import WorldConfig, simulate_world
-from orchestration.lib.settings import Settings
+from tests.integration.conftest import generate_and_run
 
 pytestmark = pytest.mark.integration
 
@@ -30,17 +28,7 @@ COMPANY_SIZES = {"smb", "mid_market", "enterprise"}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from orchestration.cli import run
-
-    root = tmp_path_factory.mktemp("sbg_world")
-    settings = Settings(root / "landing", root / "warehouse.duckdb", root / "output")
-    generate_world(settings.landing_dir, WORLD, DELIVERY)
-    saved_environment = dict(os.environ)
-    try:
-        ok = run(settings)
-    finally:  # the dbt step exports the warehouse path for its subprocess
-        os.environ.clear()
-        os.environ.update(saved_environment)
+    settings, ok = generate_and_run(tmp_path_factory.mktemp("sbg_world"), WORLD, DELIVERY)
     conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
     yield {
         "ok": ok,
