@@ -29,18 +29,7 @@ PAYMENT_STATUS = codes(contract.PAYMENT_STATUSES)
 METHOD = codes(contract.PAYMENT_METHODS)
 SMB, MID_MARKET, ENTERPRISE = range(3)
 
-ANOMALY_TYPES = (
-    "duplicate_charge",
-    "price_mismatch",
-    "proration_error",
-    "discount_error",
-    "tax_error",
-    "total_mismatch",
-    "currency_mismatch",
-    "missed_invoice",
-    "invoice_after_cancellation",
-    "amount_spike",
-)
+ANOMALY_TYPES = contract.ANOMALY_TYPES
 ANOMALY = codes(ANOMALY_TYPES)
 
 # Fixed units per USD: prices are converted with these once (a list-price

@@ -311,6 +311,21 @@ def minor_units(currency: str) -> int:
     return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
 
 
+# The billing-anomaly types of metrics.md (marts.billing_anomalies): injected
+# by the generator, detected by the anomaly models.
+ANOMALY_TYPES = (
+    "duplicate_charge",
+    "price_mismatch",
+    "proration_error",
+    "discount_error",
+    "tax_error",
+    "total_mismatch",
+    "currency_mismatch",
+    "missed_invoice",
+    "invoice_after_cancellation",
+    "amount_spike",
+)
+
 # Landing batch file endings the readers understand.
 BATCH_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl", ".jsonl.gz")
 TRUTH_FOLDER = "_truth"
