@@ -17,7 +17,13 @@ STAGING_MODELS = {
     "stg_surveys__responses",
 }
 
-SBG_ASSETS = {"intermediate/int_sbg_survival", "marts/sbg_parameters", "marts/sbg_parameters_checked"}
+SBG_ASSETS = {
+    "intermediate/int_sbg_survival",
+    "marts/sbg_parameters",
+    "marts/sbg_residual_lifetimes",
+    "marts/sbg_parameters_checked",
+}
+RISK_ASSETS = {"intermediate/int_customer_risk_monthly", "marts/customer_risk"}
 
 
 def _definitions(pipeline_env) -> dg.Definitions:
@@ -43,7 +49,7 @@ def test_asset_graph_runs_from_each_landing_source_through_staging_to_the_load_r
     # intermediate and marts grow issue by issue; the layers pinned here are fixed
     pinned = {key for key in keys if key.split("/")[0] in {"raw", "staging", "publish"}}
     assert pinned == expected_raw | expected_staging | {"publish/load_report"}
-    assert keys >= SBG_ASSETS
+    assert keys >= SBG_ASSETS | RISK_ASSETS
     # every staging model reads exactly its own landing source, plus FX where it converts to USD
     invoices = graph.get(dg.AssetKey(["staging", "stg_billing__invoices"]))
     assert {k.to_user_string() for k in invoices.parent_keys} == {"raw/invoices", "staging/stg_finance__fx_rates"}
@@ -85,9 +91,14 @@ def test_the_python_sbg_fit_sits_between_two_dbt_ops_so_one_run_builds_both_side
         return {k.to_user_string() for k in graph.get(dg.AssetKey(key.split("/"))).parent_keys}
 
     assert parents("marts/sbg_parameters") == {"intermediate/int_sbg_survival"}
+    assert parents("marts/sbg_residual_lifetimes") == {"intermediate/int_sbg_survival"}
     assert parents("marts/sbg_parameters_checked") == {"marts/sbg_parameters"}
+    # the risk mart values customers with the residual lifetimes: it builds after the fit
+    assert "marts/sbg_residual_lifetimes" in parents("marts/customer_risk")
+    assert "intermediate/int_customer_risk_monthly" in parents("marts/customer_risk")
     # no op-level cycle, so Dagster does not split an op: the job has exactly the two named dbt ops
     job = defs.resolve_job_def("billing_pipeline")
     dbt_ops = {name for name in job.graph.node_dict if name.startswith("billing_dbt")}
     assert dbt_ops == {"billing_dbt_models", "billing_dbt_models_after_python"}
-    assert "marts__sbg_parameters" in job.graph.node_dict
+    # one op writes both tables of the fit, in one transaction
+    assert "sbg_fit" in job.graph.node_dict

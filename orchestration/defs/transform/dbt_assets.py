@@ -63,6 +63,8 @@ def dbt_policy_vars() -> dict[str, Any]:
         "loyalty_after_months": policy["loyalty_discount"]["after_months"],
         "payment_terms_days": policy["payment_terms_days"],
         "lapse_days_after_due": policy["dunning"]["lapse_days_after_due"],
+        # the churn-risk score's weights, saturations, window and thresholds (int_customer_risk_monthly)
+        "risk": policy["risk"],
     }
 
 

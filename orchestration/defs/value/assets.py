@@ -1,8 +1,10 @@
-"""The sBG retention fit per segment: intermediate.int_sbg_survival -> marts.sbg_parameters.
+"""The sBG retention fit per segment: intermediate.int_sbg_survival -> marts.sbg_parameters,
+and from each fit the residual lifetime by renewals survived -> marts.sbg_residual_lifetimes.
 
-dbt reads the table back as the source `value.sbg_parameters` (asset key
-marts/sbg_parameters, dbt_project/models/marts/value/_value__sources.yml), so
-models that need the fit (kpi_clv) sit downstream of this asset.
+dbt reads the tables back as the sources `value.sbg_parameters` and
+`value.sbg_residual_lifetimes` (asset keys marts/sbg_parameters and
+marts/sbg_residual_lifetimes, dbt_project/models/marts/value/_value__sources.yml),
+so models that need them (kpi_clv, customer_risk) sit downstream of this asset.
 """
 
 import datetime as dt
@@ -16,6 +18,7 @@ from orchestration.lib import sbg
 from orchestration.lib.policy import load_policy
 
 SBG_PARAMETERS_KEY = dg.AssetKey(["marts", "sbg_parameters"])
+RESIDUAL_LIFETIMES_KEY = dg.AssetKey(["marts", "sbg_residual_lifetimes"])
 SURVIVAL_KEY = dg.AssetKey(["intermediate", "int_sbg_survival"])
 # The KPI marts' segment dimensions, in the order of segment_dimensions() in
 # dbt_project/macros/segments.sql (a unit test keeps the two in step).
@@ -43,6 +46,24 @@ TABLE_COLUMNS = {
     "fitted_at": "timestamp not null",
 }
 SURVIVAL_COLUMNS = ("customer_id", "billing_period", "periods_survived", "is_churned", *SEGMENT_DIMENSIONS)
+
+RESIDUAL_TABLE = "marts.sbg_residual_lifetimes"
+RESIDUAL_TABLE_COLUMNS = {
+    "segment_dimension": "varchar not null",
+    "segment_value": "varchar not null",
+    "billing_period": "varchar not null",
+    "renewals_survived": "integer not null",
+    "alpha": "double not null",
+    "beta": "double not null",
+    "discount_rate_per_period": "double not null",
+    "next_renewal_probability": "double not null",
+    "discounted_expected_residual_lifetime": "double not null",
+    "fitted_at": "timestamp not null",
+}
+# Renewals survived 0..MAX_RENEWALS per fitted segment: ten years of monthly renewals,
+# far beyond the longest life of a few years of data. customer_risk values a customer
+# past the cap at the cap (DERL rises with renewals, so that errs low).
+MAX_RENEWALS = 120
 
 
 def _segment_lives(lives: pl.DataFrame) -> pl.DataFrame:
@@ -126,16 +147,70 @@ def fit_segments(
     )
 
 
-def write_parameters(conn, parameters: pl.DataFrame) -> None:
-    """Replace the table in one transaction: readers see the old fit or the new one."""
-    columns = ",\n    ".join(f"{name} {kind}" for name, kind in TABLE_COLUMNS.items())
+def residual_lifetimes(parameters: pl.DataFrame, max_renewals: int = MAX_RENEWALS) -> pl.DataFrame:
+    """One row per fitted segment of `parameters` and renewals survived 0..max_renewals: the
+    discounted expected residual lifetime DERL(d | renewals) at the fit's per-period rate d,
+    in payments, the next one (made with next_renewal_probability) undiscounted
+    (sbg.discounted_expected_residual_lifetime)."""
+    renewals = np.arange(max_renewals + 1)
+    frames = []
+    for row in parameters.filter(pl.col("status") == sbg.FITTED).iter_rows(named=True):
+        alpha, beta, rate = row["alpha"], row["beta"], row["discount_rate_per_period"]
+        frames.append(
+            pl.DataFrame(
+                {
+                    "renewals_survived": renewals,
+                    "next_renewal_probability": sbg.retention(renewals + 1, alpha, beta),
+                    "discounted_expected_residual_lifetime": sbg.discounted_expected_residual_lifetime(
+                        alpha, beta, renewals, rate
+                    ),
+                }
+            ).with_columns(
+                segment_dimension=pl.lit(row["segment_dimension"]),
+                segment_value=pl.lit(row["segment_value"]),
+                billing_period=pl.lit(row["billing_period"]),
+                alpha=pl.lit(alpha),
+                beta=pl.lit(beta),
+                discount_rate_per_period=pl.lit(rate),
+                fitted_at=pl.lit(row["fitted_at"]),
+            )
+        )
+    schema = {
+        "segment_dimension": pl.String,
+        "segment_value": pl.String,
+        "billing_period": pl.String,
+        "renewals_survived": pl.Int32,
+        "alpha": pl.Float64,
+        "beta": pl.Float64,
+        "discount_rate_per_period": pl.Float64,
+        "next_renewal_probability": pl.Float64,
+        "discounted_expected_residual_lifetime": pl.Float64,
+        "fitted_at": pl.Datetime("us"),
+    }
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames).select([pl.col(name).cast(kind) for name, kind in schema.items()])
+
+
+def _replace_table(conn, table: str, columns: dict[str, str], frame: pl.DataFrame) -> None:
+    """create or replace, then insert; the caller holds the transaction."""
+    definition = ",\n    ".join(f"{name} {kind}" for name, kind in columns.items())
+    view = table.replace(".", "__") + "_frame"
+    conn.execute(f"create or replace table {table} (\n    {definition}\n)")
+    conn.register(view, frame.select(list(columns)))
+    conn.execute(f"insert into {table} by name select * from {view}")
+    conn.unregister(view)
+
+
+def write_parameters(conn, parameters: pl.DataFrame, residuals: pl.DataFrame | None = None) -> None:
+    """Replace the tables in one transaction: readers see the old fit or the new one, and
+    the residual lifetimes always belong to the parameters beside them."""
     conn.execute("begin transaction")
     try:
         conn.execute("create schema if not exists marts")
-        conn.execute(f"create or replace table {TABLE} (\n    {columns}\n)")
-        conn.register("sbg_parameters_frame", parameters.select(list(TABLE_COLUMNS)))
-        conn.execute(f"insert into {TABLE} by name select * from sbg_parameters_frame")
-        conn.unregister("sbg_parameters_frame")
+        _replace_table(conn, TABLE, TABLE_COLUMNS, parameters)
+        if residuals is not None:
+            _replace_table(conn, RESIDUAL_TABLE, RESIDUAL_TABLE_COLUMNS, residuals)
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
@@ -161,23 +236,59 @@ def _preview(parameters: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    key=SBG_PARAMETERS_KEY,
-    deps=[SURVIVAL_KEY],
-    group_name="marts",
-    kinds={"python", "duckdb"},
+def _residual_preview(residuals: pl.DataFrame) -> str:
+    shown = residuals.filter(
+        (pl.col("segment_dimension") == "all") & pl.col("renewals_survived").is_in([0, 1, 2, 6, 12, 24])
+    )
+    lines = ["| period | renewals | r(next) | DERL |", "|---|---|---|---|"]
+    for row in shown.iter_rows(named=True):
+        lines.append(
+            f"| {row['billing_period']} | {row['renewals_survived']} | {row['next_renewal_probability']:.4f} "
+            f"| {row['discounted_expected_residual_lifetime']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+_MARTS_SPEC = {
+    "deps": [SURVIVAL_KEY],
+    "group_name": "marts",
+    "kinds": {"python", "duckdb"},
+    "owners": ["team:analytics-engineering"],
+    "tags": {"layer": "marts"},
+}
+
+
+# One op writes both tables in one transaction: the residual lifetimes are a function of the
+# fit, and a reader must never see one table from a newer fit than the other.
+@dg.multi_asset(
+    name="sbg_fit",
+    specs=[
+        dg.AssetSpec(
+            SBG_PARAMETERS_KEY,
+            description=(
+                "Shifted-beta-geometric retention (Fader & Hardie 2007) fitted by maximum likelihood on "
+                "intermediate.int_sbg_survival: one row per segment_dimension x segment_value x billing_period "
+                "(periods in that billing period's renewals, all acquisition cohorts, live subscriptions "
+                "right-censored), with alpha, beta, the discounted expected lifetime at the policy's discount "
+                "rate, and a status ('fitted', 'too_small', 'no_churn', 'did_not_converge') and reason."
+            ),
+            **_MARTS_SPEC,
+        ),
+        dg.AssetSpec(
+            RESIDUAL_LIFETIMES_KEY,
+            description=(
+                "Discounted expected residual lifetime (Fader & Hardie 2010) of each fitted segment of "
+                "marts.sbg_parameters: one row per segment_dimension x segment_value x billing_period x "
+                f"renewals_survived (0..{MAX_RENEWALS}), in payments at the same per-period discount rate, "
+                "the next payment undiscounted. customer_risk values each active customer with it."
+            ),
+            **_MARTS_SPEC,
+        ),
+    ],
     pool=WAREHOUSE_POOL,
-    owners=["team:analytics-engineering"],
-    tags={"layer": "marts"},
-    description=(
-        "Shifted-beta-geometric retention (Fader & Hardie 2007) fitted by maximum likelihood on "
-        "intermediate.int_sbg_survival: one row per segment_dimension x segment_value x billing_period "
-        "(periods in that billing period's renewals, all acquisition cohorts, live subscriptions "
-        "right-censored), with alpha, beta, the discounted expected lifetime at the policy's discount "
-        "rate, and a status ('fitted', 'too_small', 'no_churn', 'did_not_converge') and reason."
-    ),
 )
-def sbg_parameters(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def sbg_parameters(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Fits the sBG per segment and billing period and tabulates the residual lifetimes."""
     policy = load_policy()
     fitted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with warehouse.connect() as conn:
@@ -188,11 +299,13 @@ def sbg_parameters(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             annual_discount_rate=policy["reporting"]["annual_discount_rate"],
             months_per_period=policy["billing"]["months_per_period"],
         )
-        write_parameters(conn, parameters)
+        residuals = residual_lifetimes(parameters)
+        write_parameters(conn, parameters, residuals)
     fitted = parameters.filter(pl.col("status") == sbg.FITTED)
     skipped = parameters.filter(pl.col("status") != sbg.FITTED)
     context.log.info(f"sBG fitted for {fitted.height} segments, skipped {skipped.height}, from {lives.height} lives")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=SBG_PARAMETERS_KEY,
         metadata={
             "dagster/row_count": parameters.height,
             "lives": lives.height,
@@ -202,5 +315,14 @@ def sbg_parameters(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 dict(skipped.group_by("status").len().sort("status").iter_rows())
             ),
             "preview": dg.MetadataValue.md(_preview(parameters)),
-        }
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=RESIDUAL_LIFETIMES_KEY,
+        metadata={
+            "dagster/row_count": residuals.height,
+            "segments": fitted.height,
+            "max_renewals": MAX_RENEWALS,
+            "preview": dg.MetadataValue.md(_residual_preview(residuals)),
+        },
     )
