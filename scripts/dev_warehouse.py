@@ -2,20 +2,20 @@
 
 For working on dbt models in isolation:
     .venv/bin/python scripts/dev_warehouse.py /tmp/me --customers 500 --months 24
-    BILLING_WAREHOUSE_PATH=/tmp/me/warehouse.duckdb .venv/bin/dbt build \
-        --project-dir dbt_project --profiles-dir dbt_project --target-path /tmp/me/target \
-        --log-path /tmp/me/logs --select +my_model --indirect-selection cautious --vars "$(.venv/bin/python -c 'import json;from orchestration.defs.transform.dbt_assets import dbt_policy_vars as v;print(json.dumps(v()))')"
+then run the dbt command it prints (its own target and log paths, the policy vars).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 from pathlib import Path
 
 from billing_world.deliver import DeliveryConfig
 from billing_world.generate import generate_world
 from billing_world.simulate import WorldConfig
+from orchestration.defs.transform.dbt_assets import dbt_policy_vars
 from orchestration.lib.contract import SOURCE_NAMES
 from orchestration.lib.loader import ingest_source
 from orchestration.lib.warehouse import open_warehouse
@@ -46,7 +46,12 @@ def main() -> None:
     with open_warehouse(warehouse) as conn:
         for source in SOURCE_NAMES:
             ingest_source(conn, landing, source, log=lambda _m: None)
-    print(f"landing: {landing}\nwarehouse: {warehouse}")
+    print(f"landing: {landing}\nwarehouse: {warehouse}\nthen, for example:")
+    print(
+        f"BILLING_WAREHOUSE_PATH={warehouse} .venv/bin/dbt build --project-dir dbt_project --profiles-dir dbt_project"
+        f" --target-path {args.folder / 'target'} --log-path {args.folder / 'logs'}"
+        f" --select +my_model --indirect-selection cautious --vars '{json.dumps(dbt_policy_vars())}'"
+    )
 
 
 if __name__ == "__main__":

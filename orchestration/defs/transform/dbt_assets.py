@@ -55,8 +55,13 @@ class BillingDbtTranslator(DagsterDbtTranslator):
 def dbt_policy_vars() -> dict[str, Any]:
     """The billing policy handed to dbt, so models read the same file as the generator."""
     policy = load_policy()
+    if policy["reporting"]["currency"] != "USD":
+        # metrics.md defines every mart in USD; a silent relabel would be wrong money.
+        raise ValueError(
+            f"reporting.currency is {policy['reporting']['currency']!r} in config/billing_policy.yml; "
+            "the marts report USD only (shared/spec/metrics.md): set it to USD"
+        )
     return {
-        "reporting_currency": policy["reporting"]["currency"],
         "gross_margin": policy["reporting"]["gross_margin"],
         "annual_discount_rate": policy["reporting"]["annual_discount_rate"],
         "loyalty_discount_rate": policy["loyalty_discount"]["rate"],
