@@ -139,7 +139,15 @@ def _blank_is_null(frame: pl.DataFrame) -> pl.DataFrame:
 # --- CSV --------------------------------------------------------------------
 
 
+def _without_trailing_blank_lines(data: bytes) -> bytes:
+    """Blank lines at the end of a file are layout, not records (editors and
+    exporters add them); copied only when there are some."""
+    stripped = data.rstrip(b"\r\n")
+    return data if data[len(stripped) :] in (b"", b"\n", b"\r\n") else stripped + b"\n"
+
+
 def _read_csv(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    data = _without_trailing_blank_lines(data)
     text = _decode(data, name)
     if not text.strip():
         # No header at all: nothing delivered, nothing to lose.

@@ -166,3 +166,11 @@ def test_batch_format_recognises_exactly_the_contract_endings(name, expected):
 def test_when_lines_are_read_one_by_one_numbers_keep_their_written_text():
     data = b'{"a": 12.50, "b": 7, "c": false, "d": {"x": 1.5}}\nnot json\n'
     assert rows(data, "jsonl") == [{"a": "12.50", "b": "7", "c": "false", "d": '{"x":1.5}', ROW_NUMBER: 1}]
+
+
+@pytest.mark.parametrize("ending", [b"\n\n", b"\r\n\r\n\r\n", b"\n\n\n"])
+def test_blank_lines_at_the_end_of_a_csv_are_layout_not_records(ending):
+    batch = read_batch(b"a,b\n1,2\n3,4" + ending, "csv", "src/b.csv")
+    assert batch.frame.to_dicts() == [{"a": "1", "b": "2", ROW_NUMBER: 1}, {"a": "3", "b": "4", ROW_NUMBER: 2}]
+    assert batch.rejected.height == 0
+    assert batch.rows_in_file == 2
