@@ -42,6 +42,7 @@ _SERIES_BLOCK = 512
 _SERIES_MAX_TERMS = 10_000_000
 
 FITTED, TOO_SMALL, NO_CHURN, DID_NOT_CONVERGE = "fitted", "too_small", "no_churn", "did_not_converge"
+NOT_IDENTIFIED = "not_identified"
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,11 @@ def fit_sbg(periods_survived, churned) -> SbgFit:
         return skipped(NO_CHURN, f"no churn among {n} customers")
     if n_churned < MIN_CHURN_EVENTS:
         return skipped(TOO_SMALL, f"{n_churned} churn events (< {MIN_CHURN_EVENTS})")
+    longest = max(counts.churned_t.max(initial=0), counts.censored_t.max(initial=0))
+    if longest <= 1:
+        # Only P(T = 1) = alpha / (alpha + beta) is observed: every (alpha, beta) on
+        # that ratio fits equally well, so any reported pair would be arbitrary.
+        return skipped(NOT_IDENTIFIED, "no life observed beyond its first period: only alpha / (alpha + beta) is known")
 
     # Start from the pooled geometric rate (churn events per period at risk), with alpha = 1.
     exposure = np.sum(counts.churned_n * counts.churned_t) + np.sum(counts.censored_n * counts.censored_t)

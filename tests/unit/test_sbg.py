@@ -172,6 +172,19 @@ def test_a_segment_with_fewer_than_5_churn_events_is_too_small():
     assert "4 churn events" in fit.reason
 
 
+def test_a_segment_seen_for_one_period_only_is_not_identified_rather_than_fitted_at_the_start_point():
+    # 200 yearly lives, none past its first renewal: 40 lost at t = 1, 100 censored at 1, 60 at 0.
+    # The likelihood is 40 log(a / (a + b)) + 100 log(b / (a + b)): flat along a / (a + b) = 0.2.
+    periods = np.array([1] * 40 + [1] * 100 + [0] * 60)
+    churned = np.array([True] * 40 + [False] * 160)
+    assert sbg.log_likelihood(1.0, 4.0, periods, churned) == pytest.approx(
+        sbg.log_likelihood(3.0, 12.0, periods, churned)
+    )
+    fit = sbg.fit_sbg(periods, churned)
+    assert (fit.status, fit.alpha, fit.beta, fit.n, fit.n_churned) == ("not_identified", None, None, 200, 40)
+    assert "first period" in fit.reason
+
+
 def test_a_segment_with_homogeneous_churn_did_not_converge_instead_of_reporting_huge_parameters():
     # every customer churns with the same probability: no finite maximum (alpha, beta -> infinity)
     rng = np.random.default_rng(5)
