@@ -112,7 +112,7 @@ def test_the_top_risk_decile_churns_more_in_the_next_90_days_on_held_out_months(
     assert by_presence[True] > by_presence[False]
 
 
-def test_customer_risk_has_one_row_per_customer_active_at_the_latest_month_start(world):
+def test_customer_risk_has_one_row_per_customer_active_at_the_latest_month_start_and_end(world):
     conn = world["conn"]
     risk = _frame(conn, "select * from marts.customer_risk")
     active = _frame(
@@ -120,7 +120,7 @@ def test_customer_risk_has_one_row_per_customer_active_at_the_latest_month_start
         """
         select customer_id
         from intermediate.int_customer_months
-        where is_active_start and month = (select max(month) from intermediate.int_customer_months)
+        where is_active_start and is_active_end and month = (select max(month) from intermediate.int_customer_months)
         """,
     )
     assert risk["customer_id"].is_unique().all()

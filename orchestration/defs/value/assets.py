@@ -270,7 +270,8 @@ _MARTS_SPEC = {
                 "intermediate.int_sbg_survival: one row per segment_dimension x segment_value x billing_period "
                 "(periods in that billing period's renewals, all acquisition cohorts, live subscriptions "
                 "right-censored), with alpha, beta, the discounted expected lifetime at the policy's discount "
-                "rate, and a status ('fitted', 'too_small', 'no_churn', 'did_not_converge') and reason."
+                "rate, and a status ('fitted', 'too_small', 'no_churn', 'not_identified', 'did_not_converge')"
+                " and reason."
             ),
             **_MARTS_SPEC,
         ),

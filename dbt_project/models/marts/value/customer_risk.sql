@@ -1,5 +1,5 @@
 {#- One row per customer active at the first instant of the latest reporting
-    month: its churn-risk score and drivers (int_customer_risk_monthly), its
+    month and still active at its end: its churn-risk score and drivers (int_customer_risk_monthly), its
     current MRR, the expected residual lifetime value from the sBG fit of its
     company_size x billing_period (else all x billing_period) at the renewals
     its current life has survived, and the value at risk. It reads the table
@@ -19,19 +19,31 @@ reporting_months as (
 
 ),
 
+customer_months as (
+
+    select * from {{ ref('int_customer_months') }}
+
+),
+
 residual_lifetimes as (
 
     select * from {{ source('value', 'sbg_residual_lifetimes') }}
 
 ),
 
+-- scored at the latest month's first instant; customers who have left since
+-- (churned during that month) are not at risk any more and are not exported
 current_risk as (
 
     select risk_monthly.*
     from risk_monthly
     inner join reporting_months
         on risk_monthly.month = reporting_months.month
-    where reporting_months.is_latest_month
+    inner join customer_months
+        on
+            risk_monthly.customer_id = customer_months.customer_id
+            and risk_monthly.month = customer_months.month
+    where reporting_months.is_latest_month and customer_months.is_active_end
 
 ),
 

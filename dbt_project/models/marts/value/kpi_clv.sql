@@ -42,7 +42,12 @@ simple_clv as (
             partition by segment_dimension, segment_value
             order by month
             rows between 11 preceding and current row
-        ) as trailing_12m_logo_churn_rate
+        ) as trailing_logo_churn_rate,
+        count(logo_churn_rate) over (
+            partition by segment_dimension, segment_value
+            order by month
+            rows between 11 preceding and current row
+        ) as churn_months_in_window
     from churn
 
 ),
@@ -149,12 +154,13 @@ final as (
         simple_clv.customers_start,
         simple_clv.mrr_start_usd,
         round(simple_clv.arpa_usd, 4) as arpa_usd,
-        round(simple_clv.trailing_12m_logo_churn_rate, 6) as trailing_12m_logo_churn_rate,
+        -- a trailing-12-month mean needs 12 months with a churn rate
         case
-            when simple_clv.trailing_12m_logo_churn_rate > 0
-                then round(
-                    simple_clv.arpa_usd * {{ var('gross_margin') }} / simple_clv.trailing_12m_logo_churn_rate, 2
-                )
+            when simple_clv.churn_months_in_window = 12 then round(simple_clv.trailing_logo_churn_rate, 6)
+        end as trailing_12m_logo_churn_rate,
+        case
+            when simple_clv.churn_months_in_window = 12 and simple_clv.trailing_logo_churn_rate > 0
+                then round(simple_clv.arpa_usd * {{ var('gross_margin') }} / simple_clv.trailing_logo_churn_rate, 2)
         end as clv_simple_usd,
         main_fits.sbg_billing_period,
         main_fits.sbg_alpha,
