@@ -124,6 +124,51 @@ aggregated as (
 
 ),
 
+-- every segment value seen in any month appears in every month (zeros, not gaps)
+months as (
+
+    select distinct month from per_customer_month
+
+),
+
+segment_values as (
+
+    select distinct
+        segment_dimension,
+        segment_value
+    from segmented
+
+),
+
+filled as (
+
+    select
+        months.month,
+        segment_values.segment_dimension,
+        segment_values.segment_value,
+        coalesce(aggregated.active_customers, 0) as active_customers,
+        coalesce(aggregated.billing_tickets, 0) as billing_tickets,
+        {%- for subcategory in subcategories %}
+            coalesce(aggregated.billing_tickets_{{ subcategory }}, 0) as billing_tickets_{{ subcategory }},
+        {%- endfor %}
+        coalesce(aggregated.invoice_clarity_responses, 0) as invoice_clarity_responses,
+        coalesce(aggregated.clarity_score_sum, 0) as clarity_score_sum,
+        coalesce(aggregated.clarity_low_responses, 0) as clarity_low_responses,
+        coalesce(aggregated.csat_responses, 0) as csat_responses,
+        coalesce(aggregated.csat_score_sum, 0) as csat_score_sum,
+        coalesce(aggregated.nps_responses, 0) as nps_responses,
+        coalesce(aggregated.nps_promoters, 0) as nps_promoters,
+        coalesce(aggregated.nps_detractors, 0) as nps_detractors
+    from months
+    cross join segment_values
+    left join aggregated
+        on
+            months.month = aggregated.month
+            and segment_values.segment_dimension = aggregated.segment_dimension
+            and segment_values.segment_value = aggregated.segment_value
+
+),
+
 final as (
 
     select
@@ -156,7 +201,7 @@ final as (
         case
             when nps_responses > 0 then 100.0 * (nps_promoters - nps_detractors) / nps_responses
         end as nps
-    from aggregated
+    from filled
 
 )
 
