@@ -343,22 +343,6 @@ converted as (
 
 ),
 
-mrr_history as (
-
-    select
-        *,
-        coalesce(
-            max(case when mrr_start_usd > 0 or mrr_end_usd > 0 then 1 else 0 end) over (
-                partition by customer_id
-                order by month
-                rows between unbounded preceding and 1 preceding
-            ),
-            0
-        ) = 1 as had_earlier_mrr
-    from converted
-
-),
-
 -- The zero cases first: 0 -> x is new or reactivation, x -> 0 is churn,
 -- never expansion or contraction.
 classified as (
@@ -366,14 +350,17 @@ classified as (
     select
         *,
         case
-            when mrr_start_usd = 0 and mrr_end_usd > 0 and not had_earlier_mrr then 'new'
+            -- new = the first subscription starts in this month's window; any other
+            -- 0 -> x had an earlier paid period, even one that began and ended
+            -- inside a month (invisible at month boundaries)
+            when mrr_start_usd = 0 and mrr_end_usd > 0 and is_new_customer then 'new'
             when mrr_start_usd = 0 and mrr_end_usd > 0 then 'reactivation'
             when mrr_start_usd > 0 and mrr_end_usd = 0 then 'churned'
             when mrr_end_usd > mrr_start_usd then 'expansion'
             when mrr_end_usd < mrr_start_usd then 'contraction'
             else 'none'
         end as mrr_movement
-    from mrr_history
+    from converted
 
 ),
 
