@@ -1,0 +1,25 @@
+{#- Helpers of marts.billing_anomalies. -#}
+
+{#- A money amount rounded half-up to its currency's minor unit: 0 decimals for
+    the zero-decimal currencies (var zero_decimal_currencies, the contract's
+    list), 2 for the others. DuckDB rounds a DECIMAL half away from zero, which
+    is half-up for the non-negative amounts rounded here. -#}
+{% macro round_to_minor_unit(amount_expression, currency_column) -%}
+    case
+        when {{ currency_column }} in ('{{ var("zero_decimal_currencies") | join("', '") }}')
+            then round({{ amount_expression }}, 0)
+        else round({{ amount_expression }}, 2)
+    end
+{%- endmacro %}
+
+{#- The severity of an anomaly type: var anomaly_severity (config/billing_policy.yml
+    anomalies.severity), `warn` for a type it does not list. -#}
+{% macro anomaly_severity(anomaly_type_column) -%}
+    {%- set severity = var('anomaly_severity') -%}
+    case {{ anomaly_type_column }}
+        {%- for anomaly_type, level in severity.items() %}
+        when '{{ anomaly_type }}' then '{{ level }}'
+        {%- endfor %}
+        else 'warn'
+    end
+{%- endmacro %}

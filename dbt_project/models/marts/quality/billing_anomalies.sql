@@ -1,0 +1,344 @@
+{#- One row per (anomaly_type, document): invoices and payments that break the
+    billing policy (config/billing_policy.yml, passed as vars). Each type is
+    checked per document (an invoice, or a payment for payment-level
+    currency mismatches), never per line, so an invoice with several wrong
+    lines is one anomaly. Recomputed amounts are rounded half-up to the
+    currency's minor unit, as the generator and the contract do, so a
+    document whose numbers are consistent raises nothing. -#}
+with
+
+invoices as (
+
+    select * from {{ ref('fct_invoices') }}
+
+),
+
+invoice_lines as (
+
+    select * from {{ ref('fct_invoice_lines') }}
+
+),
+
+payments as (
+
+    select * from {{ ref('fct_payments') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('dim_customers') }}
+
+),
+
+prices as (
+
+    select * from {{ ref('stg_billing__products') }}
+
+),
+
+-- every line with its invoice's currency, reason and the customer's tax rate
+-- and loyalty date; absent discount / tax count as zero in the sums
+lines as (
+
+    select
+        invoice_lines.line_id,
+        invoice_lines.invoice_id,
+        invoice_lines.product_id,
+        invoice_lines.is_proration,
+        invoice_lines.period_start,
+        invoice_lines.quantity,
+        invoice_lines.unit_amount,
+        invoice_lines.amount,
+        coalesce(invoice_lines.discount_amount, 0) as discount_amount,
+        coalesce(invoice_lines.tax_amount, 0) as tax_amount,
+        invoices.currency,
+        invoices.billing_reason,
+        customers.tax_rate as country_tax_rate,
+        {{ dbt.dateadd('month', var('loyalty_after_months'), 'customers.first_subscription_at') }}
+            as loyalty_due_at,
+        invoices.billing_reason in ('subscription_create', 'subscription_cycle')
+        and not invoice_lines.is_proration as is_recurring_charge
+    from invoice_lines
+    inner join invoices
+        on invoice_lines.invoice_id = invoices.invoice_id
+    left join customers
+        on invoices.customer_id = customers.customer_id
+
+),
+
+line_checks as (
+
+    select
+        lines.*,
+        {{ round_to_minor_unit('(lines.amount - lines.discount_amount) * lines.country_tax_rate', 'lines.currency') }}
+            as expected_tax_amount,
+        case
+            when lines.period_start >= lines.loyalty_due_at
+                then {{ round_to_minor_unit('lines.amount * ' ~ var('loyalty_discount_rate'), 'lines.currency') }}
+            else 0
+        end as expected_discount_amount,
+        prices.unit_amount as book_unit_amount
+    from lines
+    left join prices
+        on
+            lines.product_id = prices.product_id
+            and lines.currency = prices.currency
+            and lines.period_start >= prices.valid_from
+            and (prices.valid_to is null or lines.period_start < prices.valid_to)
+
+),
+
+invoice_line_sums as (
+
+    select
+        invoice_id,
+        sum(amount) as line_subtotal,
+        sum(discount_amount) as line_discount,
+        sum(tax_amount) as line_tax,
+        sum(expected_tax_amount) as expected_tax,
+        sum(case when tax_amount <> expected_tax_amount then 1 else 0 end) as wrong_tax_lines,
+        sum(case when is_recurring_charge then discount_amount else 0 end) as recurring_discount,
+        sum(case when is_recurring_charge then expected_discount_amount else 0 end) as expected_recurring_discount,
+        sum(
+            case when is_recurring_charge and discount_amount <> expected_discount_amount then 1 else 0 end
+        ) as wrong_discount_lines,
+        sum(
+            case
+                when is_recurring_charge and unit_amount <> book_unit_amount then amount else 0
+            end
+        ) as mispriced_amount,
+        sum(
+            case
+                when is_recurring_charge and unit_amount <> book_unit_amount
+                    then {{ round_to_minor_unit('book_unit_amount * quantity', 'currency') }}
+                else 0
+            end
+        ) as book_priced_amount,
+        sum(
+            case when is_recurring_charge and unit_amount <> book_unit_amount then 1 else 0 end
+        ) as mispriced_lines
+    from line_checks
+    group by invoice_id
+
+),
+
+checked_invoices as (
+
+    select
+        invoices.invoice_id,
+        invoices.customer_id,
+        invoices.issued_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        invoices.subtotal_amount,
+        invoices.discount_amount,
+        invoices.tax_amount,
+        invoices.total_amount,
+        invoices.total_usd,
+        customers.currency as customer_currency,
+        sums.line_subtotal,
+        sums.line_discount,
+        sums.line_tax,
+        sums.line_subtotal - sums.line_discount + sums.line_tax as line_total,
+        sums.expected_tax,
+        sums.wrong_tax_lines,
+        sums.recurring_discount,
+        sums.expected_recurring_discount,
+        sums.wrong_discount_lines,
+        sums.mispriced_amount,
+        sums.book_priced_amount,
+        sums.mispriced_lines
+    from invoices
+    inner join invoice_line_sums as sums
+        on invoices.invoice_id = sums.invoice_id
+    left join customers
+        on invoices.customer_id = customers.customer_id
+
+),
+
+-- total_mismatch: the header disagrees with its lines (expected / actual: the total)
+total_mismatch as (
+
+    select
+        'total_mismatch' as anomaly_type,
+        invoice_id,
+        cast(null as varchar) as payment_id,
+        customer_id,
+        issued_at as detected_at,
+        currency,
+        usd_per_unit,
+        line_total as expected_amount,
+        total_amount as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        case
+            when subtotal_amount <> line_subtotal then 'subtotal_off'
+            when discount_amount <> line_discount then 'discount_off'
+            when tax_amount <> line_tax then 'tax_off'
+            else 'total_off'
+        end as detail
+    from checked_invoices
+    where
+        subtotal_amount <> line_subtotal
+        or discount_amount <> line_discount
+        or tax_amount <> line_tax
+        or total_amount <> line_total
+
+),
+
+-- tax_error: a line's tax is not the country rate on its net amount (expected / actual: invoice tax)
+tax_error as (
+
+    select
+        'tax_error' as anomaly_type,
+        invoice_id,
+        cast(null as varchar) as payment_id,
+        customer_id,
+        issued_at as detected_at,
+        currency,
+        usd_per_unit,
+        expected_tax as expected_amount,
+        line_tax as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        case when line_tax = 0 then 'tax_omitted' else 'tax_amount_wrong' end as detail
+    from checked_invoices
+    where wrong_tax_lines > 0
+
+),
+
+-- price_mismatch: recurring lines not at the book price (expected / actual: those lines' amounts)
+price_mismatch as (
+
+    select
+        'price_mismatch' as anomaly_type,
+        invoice_id,
+        cast(null as varchar) as payment_id,
+        customer_id,
+        issued_at as detected_at,
+        currency,
+        usd_per_unit,
+        book_priced_amount as expected_amount,
+        mispriced_amount as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        'unit_price_differs_from_price_book' as detail
+    from checked_invoices
+    where mispriced_lines > 0
+
+),
+
+-- discount_error: the loyalty discount of recurring lines (expected / actual: their discount)
+discount_error as (
+
+    select
+        'discount_error' as anomaly_type,
+        invoice_id,
+        cast(null as varchar) as payment_id,
+        customer_id,
+        issued_at as detected_at,
+        currency,
+        usd_per_unit,
+        expected_recurring_discount as expected_amount,
+        recurring_discount as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        case
+            when expected_recurring_discount = 0 then 'given_when_not_due'
+            when recurring_discount = 0 then 'missing_when_due'
+            else 'wrong_rate'
+        end as detail
+    from checked_invoices
+    where wrong_discount_lines > 0
+
+),
+
+-- currency_mismatch on an invoice: billed in another currency than the customer's
+invoice_currency_mismatch as (
+
+    select
+        'currency_mismatch' as anomaly_type,
+        invoices.invoice_id,
+        cast(null as varchar) as payment_id,
+        invoices.customer_id,
+        invoices.issued_at as detected_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        invoices.total_amount as expected_amount,
+        cast(0 as decimal(18, 4)) as actual_amount,
+        customers.currency as expected_code,
+        invoices.currency as actual_code,
+        'invoice_currency' as detail
+    from invoices
+    inner join customers
+        on invoices.customer_id = customers.customer_id
+    where invoices.currency <> customers.currency
+
+),
+
+-- currency_mismatch on a payment: a payment of a correctly invoiced document
+-- labelled in another currency (the payments of a wrong-currency invoice
+-- follow the invoice and are not separate anomalies)
+payment_currency_mismatch as (
+
+    select
+        'currency_mismatch' as anomaly_type,
+        payments.invoice_id,
+        payments.payment_id,
+        payments.customer_id,
+        payments.attempted_at as detected_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        payments.amount as expected_amount,
+        cast(0 as decimal(18, 4)) as actual_amount,
+        invoices.currency as expected_code,
+        payments.currency as actual_code,
+        'payment_currency' as detail
+    from payments
+    inner join invoices
+        on payments.invoice_id = invoices.invoice_id
+    inner join customers
+        on invoices.customer_id = customers.customer_id
+    where
+        invoices.currency = customers.currency
+        and payments.currency <> invoices.currency
+
+),
+
+unioned as (
+
+    select * from total_mismatch
+    union all
+    select * from tax_error
+    union all
+    select * from price_mismatch
+    union all
+    select * from discount_error
+    union all
+    select * from invoice_currency_mismatch
+    union all
+    select * from payment_currency_mismatch
+
+),
+
+final as (
+
+    select
+        {{ dbt.hash(dbt.concat(["anomaly_type", "'|'", "coalesce(invoice_id, '')", "'|'", "coalesce(payment_id, '')"])) }}
+            as anomaly_id,
+        anomaly_type,
+        {{ anomaly_severity('anomaly_type') }} as severity,
+        invoice_id,
+        payment_id,
+        customer_id,
+        coalesce(expected_code, cast(expected_amount as varchar)) as expected,
+        coalesce(actual_code, cast(actual_amount as varchar)) as actual,
+        {{ to_usd('abs(expected_amount - actual_amount)', 'usd_per_unit') }} as amount_at_stake_usd,
+        detected_at,
+        detail
+    from unioned
+
+)
+
+select * from final
