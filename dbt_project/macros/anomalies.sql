@@ -23,3 +23,13 @@
         else 'warn'
     end
 {%- endmacro %}
+
+{#- A money amount as text in its currency's minor unit ('1235', '13.13'),
+    the form of the generator's truth and of an invoice. -#}
+{% macro money_as_text(amount_expression, currency_column) -%}
+    case
+        when {{ currency_column }} in ('{{ var("zero_decimal_currencies") | join("', '") }}')
+            then cast(cast({{ amount_expression }} as decimal(18, 0)) as varchar)
+        else cast(cast({{ amount_expression }} as decimal(18, 2)) as varchar)
+    end
+{%- endmacro %}

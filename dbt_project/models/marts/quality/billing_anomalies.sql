@@ -332,8 +332,8 @@ final as (
         invoice_id,
         payment_id,
         customer_id,
-        coalesce(expected_code, cast(expected_amount as varchar)) as expected,
-        coalesce(actual_code, cast(actual_amount as varchar)) as actual,
+        coalesce(expected_code, {{ money_as_text('expected_amount', 'currency') }}) as expected,
+        coalesce(actual_code, {{ money_as_text('actual_amount', 'currency') }}) as actual,
         {{ to_usd('abs(expected_amount - actual_amount)', 'usd_per_unit') }} as amount_at_stake_usd,
         detected_at,
         detail
