@@ -15,11 +15,11 @@
 {#- The severity of an anomaly type: var anomaly_severity (config/billing_policy.yml
     anomalies.severity), `warn` for a type it does not list. -#}
 {% macro anomaly_severity(anomaly_type_column) -%}
-    {%- set severity = var('anomaly_severity') -%}
+    {%- set severity = var('anomaly_severity') or {} -%}  {#- None while parsing -#}
     case {{ anomaly_type_column }}
-        {%- for anomaly_type, level in severity.items() %}
-        when '{{ anomaly_type }}' then '{{ level }}'
-        {%- endfor %}
+    {%- for anomaly_type in severity %}
+        when '{{ anomaly_type }}' then '{{ severity[anomaly_type] }}'
+    {%- endfor %}
         else 'warn'
     end
 {%- endmacro %}

@@ -306,8 +306,94 @@ payment_currency_mismatch as (
 
 ),
 
+-- duplicate_charge on a payment: a succeeded payment that takes the paid sum
+-- (invoice currency, attempt order) above the invoice total
+paid_running as (
+
+    select
+        payments.payment_id,
+        payments.invoice_id,
+        payments.attempted_at,
+        sum(payments.amount) over (
+            partition by payments.invoice_id
+            order by payments.attempted_at, payments.payment_id
+            rows between unbounded preceding and current row
+        ) as paid_so_far
+    from payments
+    where payments.is_succeeded
+
+),
+
+payment_duplicate_charge as (
+
+    select
+        'duplicate_charge' as anomaly_type,
+        invoices.invoice_id,
+        paid_running.payment_id,
+        invoices.customer_id,
+        paid_running.attempted_at as detected_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        invoices.total_amount as expected_amount,
+        paid_running.paid_so_far as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        'duplicate_payment' as detail
+    from paid_running
+    inner join invoices
+        on paid_running.invoice_id = invoices.invoice_id
+    where paid_running.paid_so_far > invoices.total_amount
+
+),
+
+-- duplicate_charge on an invoice: a later cycle invoice for a subscription and
+-- period already invoiced (expected / actual: the number of invoices, 1 / n)
+cycle_invoices as (
+
+    select
+        invoice_id,
+        customer_id,
+        issued_at,
+        currency,
+        usd_per_unit,
+        total_amount,
+        first_value(invoice_id) over (
+            partition by subscription_id, period_start order by issued_at, invoice_id
+        ) as original_invoice_id,
+        row_number() over (
+            partition by subscription_id, period_start order by issued_at, invoice_id
+        ) as copy_number
+    from invoices
+    where billing_reason = 'subscription_cycle'
+
+),
+
+invoice_duplicate_charge as (
+
+    select
+        'duplicate_charge' as anomaly_type,
+        invoice_id,
+        cast(null as varchar) as payment_id,
+        customer_id,
+        issued_at as detected_at,
+        currency,
+        usd_per_unit,
+        total_amount as expected_amount,
+        cast(0 as decimal(18, 4)) as actual_amount,
+        '1' as expected_code,
+        cast(copy_number as varchar) as actual_code,
+        'duplicate_invoice of ' || original_invoice_id as detail
+    from cycle_invoices
+    where copy_number > 1
+
+),
+
 unioned as (
 
+    select * from payment_duplicate_charge
+    union all
+    select * from invoice_duplicate_charge
+    union all
     select * from total_mismatch
     union all
     select * from tax_error
@@ -322,11 +408,12 @@ unioned as (
 
 ),
 
+{%- set anomaly_key = ["anomaly_type", "'|'", "coalesce(invoice_id, '')", "'|'", "coalesce(payment_id, '')"] %}
+
 final as (
 
     select
-        {{ dbt.hash(dbt.concat(["anomaly_type", "'|'", "coalesce(invoice_id, '')", "'|'", "coalesce(payment_id, '')"])) }}
-            as anomaly_id,
+        {{ dbt.hash(dbt.concat(anomaly_key)) }} as anomaly_id,
         anomaly_type,
         {{ anomaly_severity('anomaly_type') }} as severity,
         invoice_id,
