@@ -17,7 +17,15 @@ from tests.integration.conftest import KPI_DELIVERY, KPI_WORLD, generate_and_run
 
 pytestmark = pytest.mark.integration
 
-BUILT_TYPES = ("total_mismatch", "tax_error", "price_mismatch", "discount_error", "currency_mismatch")
+BUILT_TYPES = (
+    "duplicate_charge",
+    "total_mismatch",
+    "tax_error",
+    "price_mismatch",
+    "discount_error",
+    "currency_mismatch",
+    "invoice_after_cancellation",
+)
 MIN_PRECISION = 0.95
 MIN_RECALL = 0.95
 

@@ -37,6 +37,12 @@ prices as (
 
 ),
 
+subscription_events as (
+
+    select * from {{ ref('stg_billing__subscription_events') }}
+
+),
+
 -- every line with its invoice's currency, reason and the customer's tax rate
 -- and loyalty date; absent discount / tax count as zero in the sums
 lines as (
@@ -388,8 +394,62 @@ invoice_duplicate_charge as (
 
 ),
 
+-- invoice_after_cancellation: a cycle invoice whose period starts when the
+-- subscription is over: the last start or end event at or before the period
+-- start is an end (at one instant, ends apply before starts, as in
+-- int_subscription_states; expected / actual: 0 / the invoice total)
+cycle_invoice_states as (
+
+    select
+        invoices.invoice_id,
+        invoices.customer_id,
+        invoices.issued_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        invoices.total_amount,
+        subscription_events.event_type,
+        subscription_events.is_end,
+        row_number() over (
+            partition by invoices.invoice_id
+            order by
+                subscription_events.effective_at desc,
+                subscription_events.is_start desc,
+                subscription_events.event_id desc
+        ) as recency
+    from invoices
+    inner join subscription_events
+        on
+            invoices.subscription_id = subscription_events.subscription_id
+            and subscription_events.effective_at <= invoices.period_start
+            and (subscription_events.is_start or subscription_events.is_end)
+    where invoices.billing_reason = 'subscription_cycle'
+
+),
+
+invoice_after_cancellation as (
+
+    select
+        'invoice_after_cancellation' as anomaly_type,
+        invoice_id,
+        cast(null as varchar) as payment_id,
+        customer_id,
+        issued_at as detected_at,
+        currency,
+        usd_per_unit,
+        cast(0 as decimal(18, 4)) as expected_amount,
+        total_amount as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        'cycle_invoice_after_' || event_type as detail
+    from cycle_invoice_states
+    where recency = 1 and is_end
+
+),
+
 unioned as (
 
+    select * from invoice_after_cancellation
+    union all
     select * from payment_duplicate_charge
     union all
     select * from invoice_duplicate_charge
