@@ -420,7 +420,7 @@ cycle_invoice_states as (
     inner join subscription_events
         on
             invoices.subscription_id = subscription_events.subscription_id
-            and subscription_events.effective_at <= invoices.period_start
+            and invoices.period_start >= subscription_events.effective_at
             and (subscription_events.is_start or subscription_events.is_end)
     where invoices.billing_reason = 'subscription_cycle'
 
