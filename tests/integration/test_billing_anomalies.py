@@ -25,6 +25,7 @@ BUILT_TYPES = (
     "discount_error",
     "currency_mismatch",
     "invoice_after_cancellation",
+    "amount_spike",
 )
 MIN_PRECISION = 0.95
 MIN_RECALL = 0.95

@@ -446,8 +446,94 @@ invoice_after_cancellation as (
 
 ),
 
+-- amount_spike: a create / cycle invoice on which some recurring line's
+-- quantity is above that product's quantity on the subscription's previous
+-- create / cycle invoice, with no subscription event since the previous
+-- period start (a real seat or plan change is always an event). expected /
+-- actual: the previous invoice's total / this invoice's total
+recurring_invoices as (
+
+    select
+        invoice_id,
+        subscription_id,
+        period_start,
+        total_amount,
+        lag(period_start) over (
+            partition by subscription_id order by period_start, issued_at, invoice_id
+        ) as previous_period_start,
+        lag(total_amount) over (
+            partition by subscription_id order by period_start, issued_at, invoice_id
+        ) as previous_total_amount
+    from invoices
+    where billing_reason in ('subscription_create', 'subscription_cycle')
+
+),
+
+recurring_line_quantities as (
+
+    select
+        recurring_invoices.invoice_id,
+        recurring_invoices.subscription_id,
+        recurring_invoices.period_start,
+        invoice_lines.product_id,
+        invoice_lines.quantity,
+        lag(invoice_lines.quantity) over (
+            partition by recurring_invoices.subscription_id, invoice_lines.product_id
+            order by recurring_invoices.period_start, recurring_invoices.invoice_id
+        ) as previous_quantity
+    from recurring_invoices
+    inner join invoice_lines
+        on recurring_invoices.invoice_id = invoice_lines.invoice_id
+    where not invoice_lines.is_proration
+
+),
+
+spiked_invoices as (
+
+    select distinct recurring_invoices.invoice_id
+    from recurring_line_quantities
+    inner join recurring_invoices
+        on recurring_line_quantities.invoice_id = recurring_invoices.invoice_id
+    where
+        recurring_line_quantities.quantity > recurring_line_quantities.previous_quantity
+        and not exists (
+            select 1
+            from subscription_events
+            where
+                subscription_events.subscription_id = recurring_invoices.subscription_id
+                and subscription_events.effective_at > recurring_invoices.previous_period_start
+                and subscription_events.effective_at <= recurring_invoices.period_start
+        )
+
+),
+
+amount_spike as (
+
+    select
+        'amount_spike' as anomaly_type,
+        invoices.invoice_id,
+        cast(null as varchar) as payment_id,
+        invoices.customer_id,
+        invoices.issued_at as detected_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        recurring_invoices.previous_total_amount as expected_amount,
+        invoices.total_amount as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        'quantity_above_previous_invoice_without_event' as detail
+    from spiked_invoices
+    inner join invoices
+        on spiked_invoices.invoice_id = invoices.invoice_id
+    inner join recurring_invoices
+        on spiked_invoices.invoice_id = recurring_invoices.invoice_id
+
+),
+
 unioned as (
 
+    select * from amount_spike
+    union all
     select * from invoice_after_cancellation
     union all
     select * from payment_duplicate_charge
