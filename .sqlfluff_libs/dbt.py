@@ -45,3 +45,7 @@ def concat(fields):
 
 def safe_cast(field, type):  # noqa: A002
     return f"try_cast({field} as {type})"
+
+
+def hash(field):  # noqa: A001 - mirrors dbt's name
+    return f"md5(cast({field} as varchar))"

@@ -34,3 +34,10 @@ def test_the_ticket_subcategories_dbt_pivots_on_are_the_contracts():
 
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     assert tuple(project["vars"]["billing_ticket_subcategories"]) == TICKET_SUBCATEGORIES
+
+
+def test_the_zero_decimal_currencies_dbt_rounds_with_are_the_contracts():
+    from orchestration.lib.contract import ZERO_DECIMAL_CURRENCIES
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert tuple(project["vars"]["zero_decimal_currencies"]) == ZERO_DECIMAL_CURRENCIES

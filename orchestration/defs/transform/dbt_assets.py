@@ -70,6 +70,8 @@ def dbt_policy_vars() -> dict[str, Any]:
         "lapse_days_after_due": policy["dunning"]["lapse_days_after_due"],
         # the churn-risk score's weights, saturations, window and thresholds (int_customer_risk_monthly)
         "risk": policy["risk"],
+        # marts.billing_anomalies: severity per anomaly type
+        "anomaly_severity": policy["anomalies"]["severity"],
     }
 
 
