@@ -94,6 +94,7 @@ def run(settings: Settings) -> bool:
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     print_load_summary(settings.warehouse_path)
+    print_quality_report(settings, result.run_id)
     if result.success:
         print_headline(settings.warehouse_path)
     seconds = time.perf_counter() - started
@@ -108,11 +109,36 @@ def run(settings: Settings) -> bool:
     return True
 
 
+def print_quality_report(settings: Settings, run_id: str) -> None:
+    """Write the data-quality report, failed run or not (under `dagster dev` the
+    quality-report sensors do this); a report error is printed, never raised,
+    so it cannot hide the pipeline's own outcome."""
+    from orchestration.lib.quality_report import write_quality_report_for_warehouse
+
+    try:
+        path, report = write_quality_report_for_warehouse(settings.warehouse_path, settings.output_dir)
+    except Exception as error:  # the run's result matters more than its report
+        print(f"Could not write the data-quality report: {error!r}", file=sys.stderr)
+        return
+    latest = report.latest
+    if latest is None:
+        summary = "no checks recorded yet"
+    elif latest.run_id != run_id:
+        summary = f"this run recorded no checks; latest run {latest.run_id}"
+    else:
+        summary = f"{latest.checks:,} checks, {latest.failed_block:,} failed and block, {latest.failed_warn:,} warn"
+    print(f"Data-quality report ({summary}): {path}")
+    for failed in report.blocking_failures:
+        rows = "" if failed.failing_rows is None else f" ({failed.failing_rows:,} failing)"
+        print(f"  publication blocked by {failed.asset}: {failed.check_name}{rows}")
+
+
 def print_where(settings: Settings) -> None:
     print("\nWhere things are:")
     print(f"  landing folder : {settings.landing_dir}")
     print(f"  warehouse      : {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
     print(f"  load report    : {settings.output_dir / 'reports' / 'load_report.md'}")
+    print(f"  quality report : {settings.output_dir / 'reports' / 'data_quality.html'}")
     for label, path in (("dashboard", settings.output_dir / "dashboard"), ("exports", settings.output_dir / "exports")):
         if path.exists():
             print(f"  {label:<15}: {path}")

@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.defs.ingest.assets import ingest_assets
 from orchestration.defs.publish.assets import load_report
+from orchestration.defs.quality.report_sensor import quality_report_sensors
 from orchestration.defs.resources import WarehouseResource
 from orchestration.defs.transform.automation import (
     billing_pipeline_job,
@@ -23,7 +24,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[*ingest_assets, billing_dbt_models, sbg_parameters, billing_dbt_models_after_python, load_report],
         jobs=[billing_pipeline_job],
         schedules=[daily_schedule],
-        sensors=[new_landing_files_sensor],
+        sensors=[new_landing_files_sensor, *quality_report_sensors],
         resources={
             "warehouse": WarehouseResource.from_settings(settings),
             "dbt": DbtCliResource(

@@ -22,9 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.lib.check_runs import CHECK_RUNS_TABLE, record_check_runs
+from orchestration.lib.dbt_results import dbt_test_check_runs
 from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
@@ -80,9 +82,62 @@ AFTER_PYTHON_SELECTION = "source:value+"
 
 
 def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """`dbt build`, streamed as Dagster events; its test results are then kept in
+    quality.check_runs, whether the build passed or failed."""
     # The dbt profile reads the warehouse path from the same variable as settings.py.
     os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context)
+    try:
+        yield from invocation.stream()
+    except BaseException:
+        # A failed test makes the stream raise: keep its result, then re-raise the
+        # build's own error (a recording problem is only logged here, never raised).
+        _record_dbt_tests(context, invocation, warehouse, build_failed=True)
+        raise
+    _record_dbt_tests(context, invocation, warehouse, build_failed=False)
+
+
+def _record_dbt_tests(
+    context: dg.AssetExecutionContext,
+    invocation: DbtCliInvocation,
+    warehouse: WarehouseResource,
+    build_failed: bool,
+) -> None:
+    """Append one quality.check_runs row per dbt test of this invocation.
+
+    After a failed build a recording error is logged, not raised, so the build's
+    error stays the one the run reports; after a successful build it is raised,
+    because a run whose test results were silently lost would look clean."""
+    if invocation.process.poll() is None:
+        # Interrupted while dbt still runs (and holds the warehouse): nothing final to record.
+        context.log.warning("dbt is still running; its test results are not recorded in quality.check_runs")
+        return
+    run_results_path = invocation.target_path / "run_results.json"
+    try:
+        if not run_results_path.exists():
+            context.log.warning(
+                f"dbt wrote no {run_results_path} (it stopped before running any node); "
+                "no dbt test results recorded in quality.check_runs"
+            )
+            return
+        results = dbt_test_check_runs(
+            invocation.get_artifact("run_results.json"), invocation.manifest, invocation.dagster_dbt_translator
+        )
+        with warehouse.connect() as conn:
+            record_check_runs(conn, context.run_id, results.runs)
+        failed = [f"{run.asset}: {run.check_name}" for run in results.runs if not run.passed]
+        context.log.info(f"Recorded {len(results.runs)} dbt test results in {CHECK_RUNS_TABLE}, {len(failed)} failed.")
+        if failed:
+            context.log.warning("Failed dbt tests: " + "; ".join(failed))
+        if results.skipped:
+            context.log.warning(
+                f"{len(results.skipped)} dbt tests did not run (an upstream node failed) and are not recorded, "
+                f"e.g. {', '.join(results.skipped[:5])}"
+            )
+    except Exception as error:
+        if not build_failed:
+            raise
+        context.log.error(f"Could not record the dbt test results from {run_results_path}: {error!r}")
 
 
 @dbt_assets(
