@@ -409,8 +409,8 @@ def _examples_html(examples: list) -> str:
 
 
 def _md(value: object) -> str:
-    """A Markdown table cell: pipes escaped, one line."""
-    return ("" if value is None else str(value)).replace("|", "\\|").replace("\n", " ")
+    """A Markdown table cell: markup and pipes escaped, one line."""
+    return html.escape("" if value is None else str(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(report: QualityReport) -> str:
