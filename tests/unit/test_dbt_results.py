@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -214,7 +215,7 @@ class _Log:
 
 
 class _Context:
-    run_id = "run-under-test"
+    run = SimpleNamespace(run_id="run-under-test")
 
     def __init__(self) -> None:
         self.log = _Log()

@@ -124,7 +124,7 @@ def _record_dbt_tests(
             invocation.get_artifact("run_results.json"), invocation.manifest, invocation.dagster_dbt_translator
         )
         with warehouse.connect() as conn:
-            record_check_runs(conn, context.run_id, results.runs)
+            record_check_runs(conn, context.run.run_id, results.runs)
         failed = [f"{run.asset}: {run.check_name}" for run in results.runs if not run.passed]
         context.log.info(f"Recorded {len(results.runs)} dbt test results in {CHECK_RUNS_TABLE}, {len(failed)} failed.")
         if failed:
