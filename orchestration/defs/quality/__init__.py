@@ -1,1 +1,1 @@
-"""Data-quality checks beyond dbt tests (GX suites, the anomaly gate) and the quality report."""
+"""Data-quality checks on the warehouse, run as Dagster asset checks."""
