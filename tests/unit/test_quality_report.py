@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +25,7 @@ from orchestration.lib.quality_report import (
     write_quality_report,
     write_quality_report_for_warehouse,
 )
+from orchestration.lib.settings import PROJECT_ROOT
 
 SCRIPT = "<script>alert('x')</script>"
 
@@ -224,6 +227,10 @@ def test_the_report_replaces_the_previous_one_without_leaving_temporary_files(wa
         write_quality_report(conn, tmp_path)
     assert sorted(p.name for p in reports.iterdir()) == ["data_quality.html", "data_quality.md"]
     assert "run-b" in (reports / "data_quality.html").read_text(encoding="utf-8")
+    # readable like any file written under the current umask, not private like a mkstemp file
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((reports / "data_quality.html").stat().st_mode) == 0o666 & ~umask
 
 
 def test_examples_stored_as_json_objects_come_back_as_objects(warehouse):
@@ -304,3 +311,34 @@ def test_the_report_job_writes_the_report_from_the_warehouse(warehouse, tmp_path
     assert result.success
     page = (tmp_path / "output" / "reports" / "data_quality.html").read_text(encoding="utf-8")
     assert "Publication blocked by: raw/invoices" in page
+
+
+# ------------------------------------------------ docs/data_quality.md: the SQL examples run
+
+
+def _doc_queries() -> list[str]:
+    text = (PROJECT_ROOT / "docs" / "data_quality.md").read_text(encoding="utf-8")
+    return re.findall(r"```sql\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_every_sql_example_of_the_data_quality_page_runs_on_the_table(warehouse):
+    queries = _doc_queries()
+    assert len(queries) == 6
+    with _read_only(warehouse) as conn:
+        for query in queries:
+            conn.execute(query).fetchall()
+
+
+def test_the_documented_latest_failures_query_returns_the_latest_runs_failures(warehouse):
+    with _read_only(warehouse) as conn:
+        rows = conn.execute(_doc_queries()[0]).fetchall()
+        examples = conn.execute(_doc_queries()[4]).fetchall()
+    assert [(layer, name, severity) for layer, _, name, _, severity, _, _ in rows] == [
+        ("anomaly_gate", "block_anomalies_within_revenue_share", "block"),
+        ("ingest", "expect_unique(invoice_id)", "block"),
+        ("dbt_test", "relationships_country", "warn"),
+    ]
+    # one row per kept example: 2 for the rejected batch, 1 for the gate
+    kept = sorted(json.dumps(json.loads(example), sort_keys=True) for *_, example in examples)
+    expected = ["inv_0007", "inv_0042", {"invoice_id": "inv_9", "note": "<b>bold</b> & co"}]
+    assert kept == sorted(json.dumps(value, sort_keys=True) for value in expected)
