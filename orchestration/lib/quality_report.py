@@ -300,11 +300,10 @@ def render_html(report: QualityReport) -> str:
         "<h1>Data quality report</h1>",
         f'<p class="muted">From <code>{_e(CHECK_RUNS_TABLE)}</code>, generated {_e(_time(report.generated_at))}.</p>',
     ]
-    if report.empty_reason:
+    latest = report.latest
+    if latest is None:
         parts += [f'<p class="verdict warn">{_e(report.empty_reason)}</p>', "</body></html>"]
         return "\n".join(parts) + "\n"
-    latest = report.latest
-    assert latest is not None
     parts.append(
         f"<p>Latest run <code>{_e(latest.run_id)}</code>, checks recorded from {_e(_time(latest.first_checked_at))} "
         f"to {_e(_time(latest.last_checked_at))}: <strong>{latest.checks:,}</strong> checks, "
@@ -415,10 +414,9 @@ def _md(value: object) -> str:
 
 def render_markdown(report: QualityReport) -> str:
     lines = ["# Data quality", ""]
-    if report.empty_reason:
-        return "\n".join([*lines, report.empty_reason, ""])
     latest = report.latest
-    assert latest is not None
+    if latest is None:
+        return "\n".join([*lines, report.empty_reason or "", ""])
     lines.append(
         f"Latest run `{latest.run_id}` ({_time(latest.last_checked_at)}): {latest.checks:,} checks, "
         f"{latest.passed:,} passed, {latest.failed_block:,} failed and block, {latest.failed_warn:,} failed and warn."

@@ -25,7 +25,7 @@ from orchestration.lib.quality_report import (
     write_quality_report,
     write_quality_report_for_warehouse,
 )
-from orchestration.lib.settings import PROJECT_ROOT
+from orchestration.lib.settings import PROJECT_ROOT, Settings
 
 SCRIPT = "<script>alert('x')</script>"
 
@@ -342,3 +342,29 @@ def test_the_documented_latest_failures_query_returns_the_latest_runs_failures(w
     kept = sorted(json.dumps(json.loads(example), sort_keys=True) for *_, example in examples)
     expected = ["inv_0007", "inv_0042", {"invoice_id": "inv_9", "note": "<b>bold</b> & co"}]
     assert kept == sorted(json.dumps(value, sort_keys=True) for value in expected)
+
+
+# ------------------------------------------------ the CLI's run summary
+
+
+def test_the_cli_summary_prints_the_report_path_and_what_blocked_publication(warehouse, tmp_path, capsys):
+    from orchestration.cli import print_quality_report
+
+    settings = Settings(tmp_path / "landing", warehouse, tmp_path / "output")
+    print_quality_report(settings, "run-b")
+    out = capsys.readouterr().out.splitlines()
+    html_path = tmp_path / "output" / "reports" / "data_quality.html"
+    assert out == [
+        f"Data-quality report (6 checks, 2 failed and block, 1 warn): {html_path}",
+        "  publication blocked by raw/invoices: expect_unique(invoice_id) (2 failing)",
+        "  publication blocked by marts/billing_anomalies: block_anomalies_within_revenue_share (3 failing)",
+    ]
+    assert html_path.exists()
+
+
+def test_the_cli_summary_says_when_the_run_recorded_no_check(warehouse, tmp_path, capsys):
+    from orchestration.cli import print_quality_report
+
+    print_quality_report(Settings(tmp_path / "landing", warehouse, tmp_path / "output"), "run-that-stopped-early")
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith("Data-quality report (this run recorded no checks; latest run run-b): ")
