@@ -60,14 +60,14 @@ ANOMALY_LABELS = {
     "invoice_after_cancellation": "Invoiced after cancellation",
     "amount_spike": "Amount spike",
 }
-# What each trend chart's title says it shows.
+# What each trend chart shows: a short title, and a subtitle with the definition.
 TREND_TITLES = {
-    "invoice_error_rate": "Invoices with an error, per 100 issued",
-    "dso": "Days sales outstanding (AR at month end / credit sales x days)",
-    "logo_churn": "Logo churn: share of customers at the month start who left",
-    "nrr": "Net revenue retention of the month's starting MRR",
-    "mrr": "Monthly recurring revenue at month end (USD)",
-    "clv": "Customer lifetime value, sBG (USD)",
+    "invoice_error_rate": ("Invoice errors per 100 invoices", "error credit note or error ticket, by month issued"),
+    "dso": ("Days sales outstanding", "AR at month end / credit sales x days in month"),
+    "logo_churn": ("Logo churn", "share of customers at the month start who left in the month"),
+    "nrr": ("Net revenue retention", "starting MRR kept, with expansion, by month end"),
+    "mrr": ("Monthly recurring revenue", "at month end, USD"),
+    "clv": ("Customer lifetime value", "sBG retention model, discounted, USD"),
 }
 # plotly axis tick and hover formats per unit (d3-format)
 AXIS_FORMATS = {
@@ -144,15 +144,18 @@ def segment_label(value: str) -> str:
 # --- figures -------------------------------------------------------------------------------
 
 
-def _layout(figure: go.Figure, title: str, **axes: Any) -> go.Figure:
+def _layout(figure: go.Figure, title: str, subtitle: str | None = None, **axes: Any) -> go.Figure:
+    heading: dict[str, Any] = {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"}
+    if subtitle:
+        heading["subtitle"] = {"text": subtitle, "font": {"size": 11.5, "color": "#555"}}
     figure.update_layout(
-        title={"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
+        title=heading,
         height=CHART_HEIGHT,
-        margin={"l": 56, "r": 12, "t": 44, "b": 36},
+        margin={"l": 56, "r": 12, "t": 58 if subtitle else 40, "b": 36},
         font={"family": FONT, "size": 12, "color": "#222"},
         paper_bgcolor="white",
         plot_bgcolor="white",
-        legend={"orientation": "h", "y": -0.18, "x": 0, "font": {"size": 11}},
+        legend={"orientation": "h", "y": -0.18, "x": 0, "font": {"size": 11}, "traceorder": "normal"},
         **({"hovermode": "x unified"} | axes),
     )
     figure.update_xaxes(showgrid=False, linecolor="#bbb")
@@ -186,7 +189,8 @@ def trend_figure(key: str, trend: dict[str, Any], months: list[str], segments: d
     yaxis = {"tickformat": formats["tickformat"]}
     if "ticksuffix" in formats:
         yaxis["ticksuffix"] = formats["ticksuffix"]
-    return _layout(figure, TREND_TITLES.get(key, trend["label"]), yaxis=yaxis, xaxis={"tickformat": "%b %Y"})
+    title, subtitle = TREND_TITLES.get(key, (trend["label"], None))
+    return _layout(figure, title, subtitle, yaxis=yaxis, xaxis={"tickformat": "%b %Y"})
 
 
 def ar_aging_figure(ar_aging: dict[str, Any], segments: dict[str, list[str]]) -> go.Figure:
@@ -207,8 +211,14 @@ def ar_aging_figure(ar_aging: dict[str, Any], segments: dict[str, list[str]]) ->
                     hovertemplate="%{y:$,.0f}<extra>" + html.escape(bucket["label"]) + "</extra>",
                 )
             )
-    title = f"Accounts receivable at the end of {month_label(ar_aging['month'])}, by days overdue (USD)"
-    return _layout(figure, title, barmode="stack", yaxis={"tickformat": "$~s"}, hovermode="closest")
+    return _layout(
+        figure,
+        f"Accounts receivable at the end of {month_label(ar_aging['month'])}",
+        "USD by days past due",
+        barmode="stack",
+        yaxis={"tickformat": "$~s"},
+        hovermode="closest",
+    )
 
 
 def overdue_share_figure(ar_aging: dict[str, Any], months: list[str], segments: dict[str, list[str]]) -> go.Figure:
@@ -231,7 +241,8 @@ def overdue_share_figure(ar_aging: dict[str, Any], months: list[str], segments: 
             )
     return _layout(
         figure,
-        "Share of accounts receivable past due at month end",
+        "Overdue receivables",
+        "share of AR past due at month end",
         yaxis={"tickformat": ".0%", "rangemode": "tozero"},
         xaxis={"tickformat": "%b %Y"},
     )
@@ -255,8 +266,14 @@ def anomaly_types_figure(anomalies: dict[str, Any]) -> go.Figure:
                 hovertemplate="%{x:$,.2f} at stake<br>%{text}<extra></extra>",
             )
         )
-    title = f"Billing anomalies detected in {month_label(anomalies['month'])}: USD at stake by type (count)"
-    figure = _layout(figure, title, xaxis={"tickformat": "$~s"}, hovermode="closest", barmode="relative")
+    figure = _layout(
+        figure,
+        f"Billing anomalies detected in {month_label(anomalies['month'])}",
+        "USD at stake by type; bar labels: count (USD)",
+        xaxis={"tickformat": "$~s"},
+        hovermode="closest",
+        barmode="relative",
+    )
     figure.update_yaxes(categoryorder="array", categoryarray=[ANOMALY_LABELS.get(r["anomaly_type"]) for r in rows])
     figure.update_layout(margin={"l": 190})
     return figure
@@ -279,7 +296,8 @@ def anomaly_trend_figure(anomalies: dict[str, Any]) -> go.Figure:
         )
     return _layout(
         figure,
-        "USD at stake in billing anomalies, by month detected and severity",
+        "Billing anomalies by month",
+        "USD at stake by month detected and severity",
         barmode="stack",
         yaxis={"tickformat": "$~s"},
         xaxis={"tickformat": "%b %Y"},
@@ -294,7 +312,7 @@ def _figure_div(figure: go.Figure, div_id: str) -> str:
         div_id=div_id,
         default_width="100%",
         default_height=f"{CHART_HEIGHT}px",
-        config={"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
+        config={"displayModeBar": False, "responsive": True},
     )
 
 

@@ -173,7 +173,7 @@ def billing_anomaly_gate(context: dg.AssetCheckExecutionContext, warehouse: Ware
         message = measurement.message()
         record_check_runs(
             conn,
-            context.run_id,
+            context.run.run_id,
             [
                 CheckRun(
                     layer="anomaly_gate",
