@@ -314,3 +314,12 @@ def test_a_failed_write_leaves_no_half_file(warehouse, tmp_path, monkeypatch):
     assert len(calls) == 1
     assert {name: (folder / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in folder.iterdir()) == [DATA_NAME, PAGE_NAME]
+
+
+def test_a_month_without_anomalies_renders_an_empty_panel_that_says_so(warehouse):
+    warehouse.execute("delete from marts.billing_anomalies where detected_at >= timestamp '2024-03-01'")
+    data = build_dashboard_data(warehouse, GENERATED_AT)
+    assert data["anomalies"]["by_type"] == []
+    assert data["anomalies"]["totals"]["block"] == {"anomalies": 0, "amount_at_stake_usd": 0.0}
+    page = render_dashboard(data)
+    assert "No anomalies detected in Mar 2024." in page
