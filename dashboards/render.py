@@ -379,20 +379,20 @@ def _quality_html(data: dict[str, Any]) -> str:
             for f in checks["failures"]
         )
         failures = f"<ul class='failures'>{items}</ul>"
-    gate_message = ""
-    if checks.get("anomaly_gate") and checks["anomaly_gate"].get("message"):
-        gate_message = f"<p class='muted gate'>{html.escape(checks['anomaly_gate']['message'])}.</p>"
-    return f"<div class='strip'>{strip}</div>{failures}{gate_message}"
+    return f"<div class='strip'>{strip}</div>{failures}"
 
 
-def _anomaly_summary_html(anomalies: dict[str, Any]) -> str:
+def _anomaly_summary_html(anomalies: dict[str, Any], gate: dict[str, Any] | None) -> str:
     block, warn = anomalies["totals"]["block"], anomalies["totals"]["warn"]
-    return (
+    summary = (
         f"<p><b>{block['anomalies'] + warn['anomalies']:,}</b> anomalies detected in "
         f"{month_label(anomalies['month'])}: <b>{block['anomalies']:,} block</b> "
         f"({format_usd(block['amount_at_stake_usd'])} at stake) and {warn['anomalies']:,} warn "
         f"({format_usd(warn['amount_at_stake_usd'])}).</p>"
     )
+    if gate and gate.get("message"):
+        summary += f"<p class='muted gate'>Publication gate: {html.escape(gate['message'])}.</p>"
+    return summary
 
 
 def _top_invoices_html(anomalies: dict[str, Any]) -> str:
@@ -507,7 +507,7 @@ def render_dashboard(data: dict[str, Any]) -> str:
 <section class="grid3" id="trends">{trend_divs}</section>
 <h2>Billing anomalies</h2>
 <section id="anomalies">
-{_anomaly_summary_html(anomalies)}
+{_anomaly_summary_html(anomalies, data["quality"]["checks"].get("anomaly_gate"))}
 <div class="grid">
   <div class="card">{_figure_div(anomaly_types_figure(anomalies), "anomalies-by-type")}</div>
   <div class="card">{_figure_div(anomaly_trend_figure(anomalies), "anomalies-trend")}</div>

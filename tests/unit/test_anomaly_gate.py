@@ -12,7 +12,8 @@ from orchestration.defs.quality.anomaly_gate import (
     max_block_share,
     measure_gate,
 )
-from orchestration.lib.policy import load_policy
+from orchestration.lib.policy import POLICY_PATH_VARIABLE, load_policy, policy_path
+from orchestration.lib.settings import POLICY_PATH, PROJECT_ROOT
 
 
 def test_the_share_is_block_usd_over_revenue():
@@ -43,7 +44,7 @@ def test_the_limit_comes_from_the_policy_file():
     assert max_block_share({"anomalies": {"gate": {"max_block_share_of_revenue": 0.05}}}) == 0.05
     assert max_block_share({"anomalies": {"gate": {"max_block_share_of_revenue": 0}}}) == 0.0
     # the shipped policy sets one, and it is a share
-    assert 0 < max_block_share(load_policy()) < 1
+    assert 0 < max_block_share(load_policy(POLICY_PATH)) < 1
 
 
 @pytest.mark.parametrize(
@@ -122,3 +123,21 @@ def test_the_gate_fails_when_the_share_is_above_the_limit(marts):
     measured = measure_gate(marts, limit=0.0249)
     assert not measured.passed
     assert "ABOVE the limit of 2.49%" in measured.message()
+
+
+def test_billing_policy_path_points_every_reader_at_another_policy_file(tmp_path, monkeypatch):
+    strict = tmp_path / "strict_policy.yml"
+    strict.write_text("anomalies:\n  gate:\n    max_block_share_of_revenue: 0.001\n")
+    monkeypatch.setenv(POLICY_PATH_VARIABLE, str(strict))
+    assert policy_path() == strict
+    assert max_block_share(load_policy()) == 0.001
+    monkeypatch.delenv(POLICY_PATH_VARIABLE)
+    assert policy_path() == POLICY_PATH
+    assert max_block_share(load_policy()) == 0.05  # the shipped default
+
+
+def test_a_policy_path_that_names_no_file_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(POLICY_PATH_VARIABLE, "config/no_such_policy.yml")
+    with pytest.raises(FileNotFoundError, match=f"{POLICY_PATH_VARIABLE} is 'config/no_such_policy.yml'") as error:
+        policy_path()
+    assert str(PROJECT_ROOT / "config" / "no_such_policy.yml") in str(error.value)  # relative to the project

@@ -271,6 +271,8 @@ def test_the_page_is_offline_and_shows_the_tiles_and_a_selector_per_dimension(wa
     assert "-1.0 pp" in page  # churn tile
     assert "Billing and retention KPIs, Mar 2024" in page
     assert "in_1" in page  # top offending invoice
+    assert "Publication gate: within the limit." in page  # the gate's message from quality.check_runs
+    assert "1 unreadable files" in page and "2 passed, 1 failed" in page  # the quality strip
 
 
 def test_publishing_writes_both_files(warehouse, tmp_path):
