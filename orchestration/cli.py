@@ -97,6 +97,7 @@ def run(settings: Settings) -> bool:
     print_quality_report(settings, result.run_id)
     if result.success:
         print_headline(settings.warehouse_path)
+    _print_publication(result, settings)
     seconds = time.perf_counter() - started
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
@@ -133,15 +134,42 @@ def print_quality_report(settings: Settings, run_id: str) -> None:
         print(f"  publication blocked by {failed.asset}: {failed.check_name}{rows}")
 
 
+def _print_publication(result, settings: Settings) -> None:
+    """Whether this run published the dashboard, and if not, which blocking check stopped it."""
+    from orchestration.defs.publish.dashboard_asset import KPI_DASHBOARD_KEY
+
+    if KPI_DASHBOARD_KEY in {event.asset_key for event in result.get_asset_materialization_events()}:
+        print(f"Dashboard published: {dashboard_page(settings)}")
+        return
+    kept = " (the previous one is kept)" if dashboard_page(settings).exists() else ""
+    print(f"Dashboard NOT updated by this run{kept}.", file=sys.stderr)
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.blocking and not evaluation.passed:
+            print(
+                f"  blocking check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+                + (f": {evaluation.description}" if evaluation.description else ""),
+                file=sys.stderr,
+            )
+
+
+def dashboard_page(settings: Settings) -> Path:
+    from dashboards.publish import PAGE_NAME, dashboard_dir
+
+    return dashboard_dir(settings.output_dir) / PAGE_NAME
+
+
 def print_where(settings: Settings) -> None:
     print("\nWhere things are:")
     print(f"  landing folder : {settings.landing_dir}")
     print(f"  warehouse      : {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
     print(f"  load report    : {settings.output_dir / 'reports' / 'load_report.md'}")
     print(f"  quality report : {settings.output_dir / 'reports' / 'data_quality.html'}")
-    for label, path in (("dashboard", settings.output_dir / "dashboard"), ("exports", settings.output_dir / "exports")):
-        if path.exists():
-            print(f"  {label:<15}: {path}")
+    page = dashboard_page(settings)
+    if page.exists():
+        print(f"  dashboard      : {page}  (opens in any browser, offline)")
+    exports = settings.output_dir / "exports"
+    if exports.exists():
+        print(f"  exports        : {exports}")
     print("  Dagster UI     : make ui  (then open http://127.0.0.1:3000)")
 
 

@@ -1,8 +1,14 @@
-"""The billing policy and country reference, loaded from their one home each."""
+"""The billing policy and country reference, loaded from their one home each.
+
+The policy file is config/billing_policy.yml unless BILLING_POLICY_PATH names
+another one (a stricter gate for one run, a test's policy): the generator,
+dbt's vars and the checks then all read that file.
+"""
 
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,7 +16,9 @@ from typing import Any
 
 import yaml
 
-from orchestration.lib.settings import COUNTRIES_SEED_PATH, POLICY_PATH
+from orchestration.lib.settings import COUNTRIES_SEED_PATH, POLICY_PATH, PROJECT_ROOT
+
+POLICY_PATH_VARIABLE = "BILLING_POLICY_PATH"
 
 
 @dataclass(frozen=True)
@@ -22,8 +30,24 @@ class Country:
     tax_rate: float
 
 
+def policy_path() -> Path:
+    """$BILLING_POLICY_PATH when set (read on every call, so a change takes effect), else the default."""
+    value = os.environ.get(POLICY_PATH_VARIABLE)
+    if not value:
+        return POLICY_PATH
+    path = Path(value).expanduser()
+    path = (path if path.is_absolute() else PROJECT_ROOT / path).resolve()  # relative to the root, like settings.py
+    if not path.is_file():
+        raise FileNotFoundError(f"{POLICY_PATH_VARIABLE} is {value!r}, but there is no policy file at {path}")
+    return path
+
+
+def load_policy(path: Path | None = None) -> dict[str, Any]:
+    return _read_policy(path or policy_path())
+
+
 @lru_cache(maxsize=4)
-def load_policy(path: Path = POLICY_PATH) -> dict[str, Any]:
+def _read_policy(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
