@@ -105,14 +105,18 @@ line_items as (
     select
         line_states.*,
         product_types.product_type,
-        case when product_types.product_type = 'plan' then line_states.plan_product_before else line_states.product_id end
-            as product_before,
+        case
+            when product_types.product_type = 'plan' then line_states.plan_product_before
+            else line_states.product_id
+        end as product_before,
         case
             when product_types.product_type = 'plan' then coalesce(line_states.plan_quantity_before, 0)
             else coalesce(addon_before.quantity, 0)
         end as quantity_before,
-        case when product_types.product_type = 'plan' then line_states.plan_product_after else line_states.product_id end
-            as product_after,
+        case
+            when product_types.product_type = 'plan' then line_states.plan_product_after
+            else line_states.product_id
+        end as product_after,
         case
             when product_types.product_type = 'plan' then line_states.plan_quantity_after
             else coalesce(addon_after.quantity, 0)
@@ -144,8 +148,9 @@ priced_items as (
         -- nothing held before: no price needed
         case when line_items.quantity_before = 0 then 0 else price_before.unit_amount end as unit_amount_before,
         price_after.unit_amount as unit_amount_after,
-        {{ dbt.datediff('cast(line_items.period_started_at as date)', 'cast(line_items.period_ends_at as date)', 'day') }}
-            as days_in_period,
+        {{ dbt.datediff(
+            'cast(line_items.period_started_at as date)', 'cast(line_items.period_ends_at as date)', 'day'
+        ) }} as days_in_period,
         {{ dbt.datediff('cast(line_items.changed_at as date)', 'cast(line_items.period_ends_at as date)', 'day') }}
             as remaining_days
     from line_items
