@@ -616,15 +616,17 @@ proration_error as (
 ),
 
 -- missed_invoice: a live billing period started by the data's as-of instant
--- (int_anomaly_billing_periods) with no create / cycle invoice of the
--- subscription for that period start, other than a draft or a void. No
--- invoice, so the document is the period; expected / actual: the invoice
+-- (int_anomaly_billing_periods) with no create / cycle invoice for that
+-- period start, other than a draft or a void: of the subscription, or of the
+-- customer when the invoice names no subscription (the contract allows it).
+-- No invoice, so the document is the period; expected / actual: the invoice
 -- the policy expects (price book x the state at the period start, loyalty
 -- discount, tax) / 0, in the customer's currency at the period start's rate
 period_invoices as (
 
     select distinct
         subscription_id,
+        customer_id,
         period_start
     from invoices
     where
@@ -655,11 +657,19 @@ missed_invoice as (
             else 'renewal_not_invoiced'
         end as detail
     from billing_periods
-    left join period_invoices
-        on
-            billing_periods.subscription_id = period_invoices.subscription_id
-            and billing_periods.period_started_at = period_invoices.period_start
-    where period_invoices.subscription_id is null
+    where not exists (
+        select 1
+        from period_invoices
+        where
+            period_invoices.period_start = billing_periods.period_started_at
+            and (
+                period_invoices.subscription_id = billing_periods.subscription_id
+                or (
+                    period_invoices.subscription_id is null
+                    and period_invoices.customer_id = billing_periods.customer_id
+                )
+            )
+    )
 
 ),
 
