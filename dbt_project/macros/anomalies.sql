@@ -75,3 +75,13 @@
         as decimal(18, 4)
     )
 {%- endmacro %}
+
+{#- The join condition of a price-book row (stg_billing__products) for a
+    product and currency valid on a date: valid_from <= date < valid_to, the
+    latest row when valid_to is open. -#}
+{% macro price_book_join(prices_alias, product_column, currency_column, date_expression) -%}
+    {{ prices_alias }}.product_id = {{ product_column }}
+    and {{ prices_alias }}.currency = {{ currency_column }}
+    and {{ date_expression }} >= {{ prices_alias }}.valid_from
+    and ({{ prices_alias }}.valid_to is null or {{ date_expression }} < {{ prices_alias }}.valid_to)
+{%- endmacro %}

@@ -2,9 +2,10 @@
     instant, with the recurring invoice the policy expects for it: each item
     held at the period's first instant (the plan from int_subscription_states,
     add-ons from int_anomaly_addon_holdings) at the price-book price of the
-    customer's currency on the period start, the loyalty discount when due,
-    the country's tax, each half-up per line to the minor unit; in USD at the
-    rate of the period start (the day the invoice is due to be issued).
+    customer's currency on the period start, the loyalty discount when due
+    (int_subscription_states.is_loyalty_discounted), the country's tax, each
+    half-up per line to the minor unit; with the rate of the period start
+    (the day the invoice is due to be issued) for its USD value.
     marts.billing_anomalies flags the periods nobody invoiced (missed_invoice). -#}
 with
 
@@ -70,41 +71,29 @@ as_of as (
 
 ),
 
--- The customer's currency and tax rate; loyalty counts from the first
--- `created` (a comeback does not reset it), as in int_subscription_states.
-first_subscriptions as (
-
-    select
-        customer_id,
-        min(effective_at) as first_subscription_at
-    from subscription_events
-    where event_type = 'created'
-    group by customer_id
-
-),
-
-customer_terms as (
+-- The tax rate of the customer's country.
+customer_tax_rates as (
 
     select
         customers.customer_id,
-        customers.currency,
-        countries.tax_rate,
-        first_subscriptions.first_subscription_at
+        countries.tax_rate
     from customers
     left join countries
         on customers.country = countries.country
-    left join first_subscriptions
-        on customers.customer_id = first_subscriptions.customer_id
 
 ),
 
 -- A state row starts at every period start; the one starting there is the
--- state the period is billed for (downgrades at the period start included).
+-- state the period is billed for (downgrades at the period start included),
+-- in the customer's currency, with the loyalty discount when it is due
+-- (int_subscription_states applies the policy's rule to the period start).
 periods as (
 
     select
         subscription_states.subscription_id,
         subscription_states.customer_id,
+        subscription_states.currency,
+        subscription_states.is_loyalty_discounted,
         subscription_states.life_number,
         subscription_states.life_start_event_type,
         subscription_states.life_started_at,
@@ -148,30 +137,24 @@ period_items as (
 priced_lines as (
 
     select
-        period_items.subscription_id,
-        period_items.period_started_at,
-        customer_terms.currency,
-        customer_terms.tax_rate,
-        coalesce(
-            period_items.period_started_at
-            >= {{ dbt.dateadd('month', var('loyalty_after_months'), 'customer_terms.first_subscription_at') }},
-            false
-        ) as is_loyalty_due,
+        periods.subscription_id,
+        periods.period_started_at,
+        periods.currency,
+        periods.is_loyalty_discounted,
+        customer_tax_rates.tax_rate,
         prices.unit_amount,
-        {{ round_to_minor_unit('prices.unit_amount * period_items.quantity', 'customer_terms.currency') }} as amount
+        {{ round_to_minor_unit('prices.unit_amount * period_items.quantity', 'periods.currency') }} as amount
     from period_items
     inner join periods
         on
             period_items.subscription_id = periods.subscription_id
             and period_items.period_started_at = periods.period_started_at
-    left join customer_terms
-        on periods.customer_id = customer_terms.customer_id
+    left join customer_tax_rates
+        on periods.customer_id = customer_tax_rates.customer_id
     left join prices
-        on
-            period_items.product_id = prices.product_id
-            and customer_terms.currency = prices.currency
-            and cast(period_items.period_started_at as date) >= prices.valid_from
-            and (prices.valid_to is null or cast(period_items.period_started_at as date) < prices.valid_to)
+        on {{ price_book_join(
+            'prices', 'period_items.product_id', 'periods.currency', 'cast(periods.period_started_at as date)'
+        ) }}
 
 ),
 
@@ -179,7 +162,7 @@ line_amounts as (
 
     select
         *,
-        {{ policy_discount_amount('amount', 'is_loyalty_due', 'currency') }} as discount_amount
+        {{ policy_discount_amount('amount', 'is_loyalty_discounted', 'currency') }} as discount_amount
     from priced_lines
 
 ),
@@ -219,23 +202,21 @@ final as (
         periods.life_started_at,
         periods.period_started_at,
         periods.period_ends_at,
-        customer_terms.currency,
+        periods.currency,
         period_amounts.expected_lines,
         period_amounts.expected_subtotal_amount,
         period_amounts.expected_discount_amount,
         period_amounts.expected_tax_amount,
         period_amounts.expected_subtotal_amount - period_amounts.expected_discount_amount
         + period_amounts.expected_tax_amount as expected_total_amount,
-        {{ usd_per_unit('fx_rates', 'customer_terms.currency') }} as usd_per_unit
+        {{ usd_per_unit('fx_rates', 'periods.currency') }} as usd_per_unit
     from periods
     inner join period_amounts
         on
             periods.subscription_id = period_amounts.subscription_id
             and periods.period_started_at = period_amounts.period_started_at
-    left join customer_terms
-        on periods.customer_id = customer_terms.customer_id
     left join fx_rates
-        on {{ fx_rate_join('fx_rates', 'customer_terms.currency', 'cast(periods.period_started_at as date)') }}
+        on {{ fx_rate_join('fx_rates', 'periods.currency', 'cast(periods.period_started_at as date)') }}
 
 )
 

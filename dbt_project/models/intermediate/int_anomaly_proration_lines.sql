@@ -155,17 +155,15 @@ priced_items as (
             as remaining_days
     from line_items
     left join prices as price_before
-        on
-            line_items.product_before = price_before.product_id
-            and line_items.currency = price_before.currency
-            and cast(line_items.period_started_at as date) >= price_before.valid_from
-            and (price_before.valid_to is null or cast(line_items.period_started_at as date) < price_before.valid_to)
+        on {{ price_book_join(
+            'price_before', 'line_items.product_before', 'line_items.currency',
+            'cast(line_items.period_started_at as date)'
+        ) }}
     left join prices as price_after
-        on
-            line_items.product_after = price_after.product_id
-            and line_items.currency = price_after.currency
-            and cast(line_items.period_started_at as date) >= price_after.valid_from
-            and (price_after.valid_to is null or cast(line_items.period_started_at as date) < price_after.valid_to)
+        on {{ price_book_join(
+            'price_after', 'line_items.product_after', 'line_items.currency',
+            'cast(line_items.period_started_at as date)'
+        ) }}
 
 ),
 

@@ -99,11 +99,7 @@ line_checks as (
         prices.unit_amount as book_unit_amount
     from lines
     left join prices
-        on
-            lines.product_id = prices.product_id
-            and lines.currency = prices.currency
-            and lines.period_start >= prices.valid_from
-            and (prices.valid_to is null or lines.period_start < prices.valid_to)
+        on {{ price_book_join('prices', 'lines.product_id', 'lines.currency', 'lines.period_start') }}
 
 ),
 
