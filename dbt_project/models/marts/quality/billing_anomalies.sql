@@ -43,6 +43,18 @@ subscription_events as (
 
 ),
 
+proration_lines as (
+
+    select * from {{ ref('int_anomaly_proration_lines') }}
+
+),
+
+billing_periods as (
+
+    select * from {{ ref('int_anomaly_billing_periods') }}
+
+),
+
 -- every line with its invoice's currency, reason and the customer's tax rate
 -- and loyalty date; absent discount / tax count as zero in the sums
 lines as (
@@ -87,11 +99,7 @@ line_checks as (
         prices.unit_amount as book_unit_amount
     from lines
     left join prices
-        on
-            lines.product_id = prices.product_id
-            and lines.currency = prices.currency
-            and lines.period_start >= prices.valid_from
-            and (prices.valid_to is null or lines.period_start < prices.valid_to)
+        on {{ price_book_join('prices', 'lines.product_id', 'lines.currency', 'lines.period_start') }}
 
 ),
 
@@ -134,6 +142,8 @@ checked_invoices as (
     select
         invoices.invoice_id,
         invoices.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
         invoices.issued_at,
         invoices.currency,
         invoices.usd_per_unit,
@@ -171,6 +181,8 @@ total_mismatch as (
         invoice_id,
         cast(null as varchar) as payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at as detected_at,
         currency,
         usd_per_unit,
@@ -201,6 +213,8 @@ tax_error as (
         invoice_id,
         cast(null as varchar) as payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at as detected_at,
         currency,
         usd_per_unit,
@@ -222,6 +236,8 @@ price_mismatch as (
         invoice_id,
         cast(null as varchar) as payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at as detected_at,
         currency,
         usd_per_unit,
@@ -243,6 +259,8 @@ discount_error as (
         invoice_id,
         cast(null as varchar) as payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at as detected_at,
         currency,
         usd_per_unit,
@@ -268,6 +286,8 @@ invoice_currency_mismatch as (
         invoices.invoice_id,
         cast(null as varchar) as payment_id,
         invoices.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
         invoices.issued_at as detected_at,
         invoices.currency,
         invoices.usd_per_unit,
@@ -293,6 +313,8 @@ payment_currency_mismatch as (
         payments.invoice_id,
         payments.payment_id,
         payments.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
         payments.attempted_at as detected_at,
         invoices.currency,
         invoices.usd_per_unit,
@@ -337,6 +359,8 @@ payment_duplicate_charge as (
         invoices.invoice_id,
         paid_running.payment_id,
         invoices.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
         paid_running.attempted_at as detected_at,
         invoices.currency,
         invoices.usd_per_unit,
@@ -359,6 +383,8 @@ cycle_invoices as (
     select
         invoice_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at,
         currency,
         usd_per_unit,
@@ -381,6 +407,8 @@ invoice_duplicate_charge as (
         invoice_id,
         cast(null as varchar) as payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at as detected_at,
         currency,
         usd_per_unit,
@@ -403,6 +431,8 @@ cycle_invoice_states as (
     select
         invoices.invoice_id,
         invoices.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
         invoices.issued_at,
         invoices.currency,
         invoices.usd_per_unit,
@@ -433,6 +463,8 @@ invoice_after_cancellation as (
         invoice_id,
         cast(null as varchar) as payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         issued_at as detected_at,
         currency,
         usd_per_unit,
@@ -514,6 +546,8 @@ amount_spike as (
         invoices.invoice_id,
         cast(null as varchar) as payment_id,
         invoices.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
         invoices.issued_at as detected_at,
         invoices.currency,
         invoices.usd_per_unit,
@@ -530,8 +564,117 @@ amount_spike as (
 
 ),
 
+-- proration_error: a proration line whose amount is not the policy's
+-- (int_anomaly_proration_lines; a line it cannot price is not judged).
+-- expected / actual: the invoice's proration lines as the policy prorates
+-- them / as billed. detail: full_period_not_prorated when every wrong line
+-- bills the whole unprorated difference, else prorated_amount_off
+proration_invoices as (
+
+    select
+        invoice_id,
+        sum(coalesce(expected_amount, billed_amount)) as expected_amount,
+        sum(billed_amount) as billed_amount,
+        sum(case when billed_amount <> expected_amount then 1 else 0 end) as wrong_lines,
+        sum(
+            case when billed_amount <> expected_amount and billed_amount <> full_period_amount then 1 else 0 end
+        ) as wrong_lines_not_full_period
+    from proration_lines
+    group by invoice_id
+
+),
+
+proration_error as (
+
+    select
+        'proration_error' as anomaly_type,
+        invoices.invoice_id,
+        cast(null as varchar) as payment_id,
+        invoices.customer_id,
+        invoices.subscription_id,
+        invoices.period_start,
+        invoices.issued_at as detected_at,
+        invoices.currency,
+        invoices.usd_per_unit,
+        proration_invoices.expected_amount,
+        proration_invoices.billed_amount as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        case
+            when proration_invoices.wrong_lines_not_full_period = 0 then 'full_period_not_prorated'
+            else 'prorated_amount_off'
+        end as detail
+    from proration_invoices
+    inner join invoices
+        on proration_invoices.invoice_id = invoices.invoice_id
+    where proration_invoices.wrong_lines > 0
+
+),
+
+-- missed_invoice: a live billing period started by the data's as-of instant
+-- (int_anomaly_billing_periods) with no create / cycle invoice for that
+-- period start, other than a draft or a void: of the subscription, or of the
+-- customer when the invoice names no subscription (the contract allows it).
+-- No invoice, so the document is the period; expected / actual: the invoice
+-- the policy expects (price book x the state at the period start, loyalty
+-- discount, tax) / 0, in the customer's currency at the period start's rate
+period_invoices as (
+
+    select distinct
+        subscription_id,
+        customer_id,
+        period_start
+    from invoices
+    where
+        billing_reason in ('subscription_create', 'subscription_cycle')
+        and status not in ('draft', 'void')
+
+),
+
+missed_invoice as (
+
+    select
+        'missed_invoice' as anomaly_type,
+        cast(null as varchar) as invoice_id,
+        cast(null as varchar) as payment_id,
+        billing_periods.customer_id,
+        billing_periods.subscription_id,
+        billing_periods.period_started_at as period_start,
+        billing_periods.period_started_at as detected_at,
+        billing_periods.currency,
+        billing_periods.usd_per_unit,
+        billing_periods.expected_total_amount as expected_amount,
+        cast(0 as decimal(18, 4)) as actual_amount,
+        cast(null as varchar) as expected_code,
+        cast(null as varchar) as actual_code,
+        case
+            when billing_periods.period_started_at = billing_periods.life_started_at
+                then 'first_period_of_' || billing_periods.life_start_event_type || '_not_invoiced'
+            else 'renewal_not_invoiced'
+        end as detail
+    from billing_periods
+    where not exists (
+        select 1
+        from period_invoices
+        where
+            period_invoices.period_start = billing_periods.period_started_at
+            and (
+                period_invoices.subscription_id = billing_periods.subscription_id
+                or (
+                    period_invoices.subscription_id is null
+                    and period_invoices.customer_id = billing_periods.customer_id
+                )
+            )
+    )
+
+),
+
 unioned as (
 
+    select * from proration_error
+    union all
+    select * from missed_invoice
+    union all
     select * from amount_spike
     union all
     select * from invoice_after_cancellation
@@ -554,7 +697,12 @@ unioned as (
 
 ),
 
-{%- set anomaly_key = ["anomaly_type", "'|'", "coalesce(invoice_id, '')", "'|'", "coalesce(payment_id, '')"] %}
+{#- an invoice or payment anomaly by its documents; a missed invoice by its period -#}
+{%- set anomaly_key = [
+    "anomaly_type", "'|'",
+    "coalesce(invoice_id, subscription_id || '@' || cast(period_start as varchar), '')", "'|'",
+    "coalesce(payment_id, '')"
+] %}
 
 final as (
 
@@ -565,6 +713,8 @@ final as (
         invoice_id,
         payment_id,
         customer_id,
+        subscription_id,
+        period_start,
         coalesce(expected_code, {{ money_as_text('expected_amount', 'currency') }}) as expected,
         coalesce(actual_code, {{ money_as_text('actual_amount', 'currency') }}) as actual,
         {{ to_usd('abs(expected_amount - actual_amount)', 'usd_per_unit') }} as amount_at_stake_usd,
