@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.defs.ingest.assets import ingest_assets
 from orchestration.defs.publish.assets import load_report
+from orchestration.defs.quality.mart_checks import mart_checks
 from orchestration.defs.resources import WarehouseResource
 from orchestration.defs.transform.automation import (
     billing_pipeline_job,
@@ -21,6 +22,7 @@ from orchestration.lib.settings import DBT_EXECUTABLE, Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*ingest_assets, billing_dbt_models, sbg_parameters, billing_dbt_models_after_python, load_report],
+        asset_checks=mart_checks,
         jobs=[billing_pipeline_job],
         schedules=[daily_schedule],
         sensors=[new_landing_files_sensor],

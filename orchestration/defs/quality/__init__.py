@@ -1,0 +1,1 @@
+"""Data-quality checks on the warehouse, run as Dagster asset checks."""
