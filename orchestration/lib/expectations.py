@@ -101,6 +101,8 @@ class ExpectationSpec:
 
     @property
     def check_name(self) -> str:
+        if not self.columns:
+            return self.type
         where = f" where {self.condition}" if self.condition else ""
         return f"{self.type}({', '.join(self.columns)}{where})"
 
