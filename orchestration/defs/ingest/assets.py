@@ -167,7 +167,7 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as conn:
             report = ingest_source(
-                conn, Path(warehouse.landing_dir), source.name, log=context.log.info, run_id=context.run_id
+                conn, Path(warehouse.landing_dir), source.name, log=context.log.info, run_id=context.run.run_id
             )
             for bad in report.unreadable:
                 context.log.error(f"{source.name}: could not read {bad.batch_file}: {bad.error}")
