@@ -52,6 +52,7 @@ from orchestration.lib.contract import (
     TIMESTAMP,
     Source,
 )
+from orchestration.lib.readers import ROW_NUMBER
 
 SUITES_DIR = Path(__file__).resolve().parent
 BLOCK, WARN = "block", "warn"
@@ -352,7 +353,7 @@ def raw_suite(source: Source) -> gx.ExpectationSuite:
             "layer": "ingest",
             "table": f"raw.{source.name}",
             "validated": "each new batch file's contract-valid rows, before they are written",
-            "index_columns": ["__row_number"],
+            "index_columns": [ROW_NUMBER],  # failing rows are named by their record number in the file
         },
     )
 

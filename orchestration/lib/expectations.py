@@ -255,6 +255,7 @@ class Outcome:
     examples: list = field(default_factory=list)
     observed: Any = None
     error: str | None = None
+    expected: str | None = None  # for table-level expectations: the bounds, parameters filled in
 
     def merge(self, other: Outcome) -> Outcome:
         failing = (
@@ -268,6 +269,7 @@ class Outcome:
             (self.examples + other.examples)[:EXAMPLES_KEPT],
             other.observed if other.observed is not None else self.observed,
             self.error or other.error,
+            other.expected or self.expected,
         )
 
 
@@ -309,7 +311,12 @@ def _detail(
     result = item.result or {}
     if not spec.is_row_level:
         observed = _plain(result.get("observed_value"))
-        return Outcome(spec, bool(item.success), rows, None, [] if item.success else [observed], observed)
+        bounds = {k: spec.kwargs[k] for k in ("min_value", "max_value") if spec.kwargs.get(k) is not None}
+        filled = {k: parameters[v["$PARAMETER"]] if isinstance(v, dict) else v for k, v in bounds.items()}
+        expected = ", ".join(f"{k}={_plain(v)!r}" for k, v in filled.items())
+        return Outcome(
+            spec, bool(item.success), rows, None, [] if item.success else [observed], observed, None, expected
+        )
     examples = [_example(entry) for entry in result.get("partial_unexpected_index_list") or []]
     if not examples:
         examples = [_plain(value) for value in result.get("partial_unexpected_list") or []]
@@ -368,8 +375,7 @@ def describe(outcome: Outcome) -> str | None:
     if outcome.error is not None:
         return f"{head} could not be evaluated: {outcome.error}"
     if not spec.is_row_level:
-        expected = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items() if k in ("min_value", "max_value"))
-        return f"{head} failed: observed {outcome.observed!r} ({expected}). Why it matters: {spec.why}"
+        return f"{head} failed: observed {outcome.observed!r}, expected {outcome.expected}. Why it matters: {spec.why}"
     columns = ", ".join(spec.columns)
     if spec.parent is not None:
         what = f"reference {columns} values absent from raw.{spec.parent[0]}.{spec.parent[1]}"

@@ -274,6 +274,10 @@ def test_a_mart_that_stops_before_the_data_as_of_month_fails_freshness(broken_co
         ("expect_column_max_to_be_between(month)", [f"{previous}T00:00:00"])
     ]
     assert evaluation.metadata["as_of_month"].value == str(latest)
+    assert (
+        f"observed '{previous}T00:00:00', expected min_value='{latest}T00:00:00', max_value='{latest}T00:00:00'"
+        in (failures[0]["message"])
+    )
 
 
 def test_the_unbroken_mart_passes_and_lets_publication_run(broken_copy):

@@ -369,6 +369,9 @@ def test_a_batch_without_a_valid_row_only_warns(conn):
     assert {name: (r.severity, r.examples) for name, r in bad.items()} == {
         "expect_table_row_count_to_be_between": ("warn", [0])
     }
+    assert bad["expect_table_row_count_to_be_between"].message.startswith(
+        "expect_table_row_count_to_be_between [warn] failed: observed 0, expected min_value=1. Why it matters: "
+    )
 
 
 # --- the pieces --------------------------------------------------------------------------
