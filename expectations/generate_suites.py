@@ -15,8 +15,11 @@ batch or blocks publication; `warn`: reported only) and a one-line `meta.why`.
 Values known only at validation time are suite parameters
 (`{"$PARAMETER": name}`), filled by orchestration/lib/expectations.py:
 
-- `earliest_timestamp`, `latest_event_timestamp`, `latest_scheduled_timestamp`:
-  the plausible time window (see TIMESTAMP_WINDOW there);
+- `earliest_timestamp`, `latest_plausible_timestamp`: the window no timestamp
+  may leave (2000-01-01 .. now + 2 years: 2150 is a typo), blocking;
+  `latest_event_timestamp` (now + a day of clock skew): an event column's
+  latest value beyond it only warns, since a feed whose last month runs a few
+  weeks past today (a generated world, a clock ahead) is odd, not wrong data;
 - `<column>_absent_from_raw_<parent>`: the values of `<column>` the batch
   references that raw.<parent> does not hold (`meta.references` names the
   parent column). GX rejects the rows holding them. Passing the absent keys,
@@ -69,7 +72,8 @@ LATEST_CHUNK = "latest_chunk"
 
 # Timestamp and date columns that hold a plan, not a fact: they may lie ahead
 # (a yearly period ends a year after it is invoiced). Every other timestamp
-# or date of the contract records something that happened.
+# or date of the contract records something that happened, and is also
+# expected (warn) not to lie in the future.
 SCHEDULED_COLUMNS: dict[str, tuple[str, ...]] = {
     "products": ("valid_from", "valid_to"),
     "invoices": ("due_at", "period_start", "period_end"),
@@ -313,22 +317,26 @@ def _timestamp_expectations(source: Source) -> list[gxe.Expectation]:
     for column in source.columns:
         if column.type not in (TIMESTAMP, DATE):
             continue
-        if column.name in scheduled:
-            latest = "latest_scheduled_timestamp"
-            why = f"{column.name} is a planned date: it may lie ahead, but not beyond the scheduling horizon"
-        else:
-            latest = "latest_event_timestamp"
-            why = f"{column.name} records something that happened: it cannot lie in the future"
         found.append(
             _expect(
                 gxe.ExpectColumnValuesToBeBetween,
                 BLOCK,
-                why + " (nor before the earliest plausible date)",
+                f"{column.name} outside 2000 .. two years ahead is a typo or a parse slip (2150, 1970)",
                 column=column.name,
                 min_value=_parameter("earliest_timestamp"),
-                max_value=_parameter(latest),
+                max_value=_parameter("latest_plausible_timestamp"),
             )
         )
+        if column.name not in scheduled:
+            found.append(
+                _expect(
+                    gxe.ExpectColumnMaxToBeBetween,
+                    WARN,
+                    f"{column.name} records something that happened, so it should not lie in the future",
+                    column=column.name,
+                    max_value=_parameter("latest_event_timestamp"),
+                )
+            )
     return found
 
 
@@ -620,10 +628,10 @@ def mart_suite(spec: MartSpec) -> gx.ExpectationSuite:
             _expect(
                 gxe.ExpectColumnValuesToBeBetween,
                 BLOCK,
-                "an anomaly is dated by its document, which cannot lie in the future",
+                "an anomaly is dated by its document, which lies within the plausible window",
                 column="detected_at",
                 min_value=_parameter("earliest_timestamp"),
-                max_value=_parameter("latest_event_timestamp"),
+                max_value=_parameter("latest_plausible_timestamp"),
             )
         )
     meta = {

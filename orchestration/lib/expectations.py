@@ -40,13 +40,14 @@ SUITES_DIR = PROJECT_ROOT / "expectations"
 BLOCK = "block"
 LATEST_CHUNK = "latest_chunk"  # meta.scope of mart expectations about the whole table
 
-# The plausible time window of every timestamp. Earlier than 2000 is a
-# placeholder or a parse slip; an event cannot lie ahead of the clock beyond a
-# day of skew between systems; a planned date (a yearly period's end, a due
-# date, a price's validity) at most two years ahead.
+# The plausible window of every timestamp (blocking): before 2000 is a
+# placeholder or a parse slip, more than two years ahead a typo (2150); a
+# planned date (a yearly period's end, a due date) fits well inside. An event
+# column's latest value more than a day of clock skew ahead of now only warns:
+# a feed running a few weeks past today is odd, not wrong.
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1)
 EVENT_CLOCK_SKEW = timedelta(days=1)
-SCHEDULING_HORIZON = timedelta(days=731)
+PLAUSIBLE_HORIZON = timedelta(days=731)
 
 # Rows a mart is validated in at most (whole months per chunk): bounded memory,
 # and the grain's uniqueness holds per chunk because the month is in the grain.
@@ -419,7 +420,7 @@ def time_window(now: datetime | None = None) -> dict[str, pd.Timestamp]:
     return {
         "earliest_timestamp": pd.Timestamp(EARLIEST_TIMESTAMP),
         "latest_event_timestamp": pd.Timestamp(now + EVENT_CLOCK_SKEW),
-        "latest_scheduled_timestamp": pd.Timestamp(now + SCHEDULING_HORIZON),
+        "latest_plausible_timestamp": pd.Timestamp(now + PLAUSIBLE_HORIZON),
     }
 
 
