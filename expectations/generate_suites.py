@@ -330,7 +330,7 @@ def _timestamp_expectations(source: Source) -> list[gxe.Expectation]:
         if column.name not in scheduled:
             found.append(
                 _expect(
-                    gxe.ExpectColumnMaxToBeBetween,
+                    gxe.ExpectColumnValuesToBeBetween,
                     WARN,
                     f"{column.name} records something that happened, so it should not lie in the future",
                     column=column.name,

@@ -101,11 +101,29 @@ class ExpectationSpec:
         return ()
 
     @property
+    def bounds(self) -> str:
+        """The range an expectation holds values to, as text: ' >= 0', ' in 1..5', ' = as_of_month'."""
+
+        def shown(value: Any) -> str:
+            if isinstance(value, dict) and "$PARAMETER" in value:
+                return value["$PARAMETER"]
+            return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+        low, high = self.kwargs.get("min_value"), self.kwargs.get("max_value")
+        if low is not None and high is not None:
+            return f" = {shown(low)}" if low == high else f" in {shown(low)}..{shown(high)}"
+        if low is not None:
+            return f" {'>' if self.kwargs.get('strict_min') else '>='} {shown(low)}"
+        if high is not None:
+            return f" {'<' if self.kwargs.get('strict_max') else '<='} {shown(high)}"
+        return ""
+
+    @property
     def check_name(self) -> str:
-        if not self.columns:
-            return self.type
+        """The expectation, its columns and bounds: unique within a suite (a test keeps it so)."""
         where = f" where {self.condition}" if self.condition else ""
-        return f"{self.type}({', '.join(self.columns)}{where})"
+        subject = ", ".join(self.columns) if self.columns else "rows"
+        return f"{self.type}({subject}{self.bounds}{where})"
 
     @property
     def parameters(self) -> dict[str, str]:

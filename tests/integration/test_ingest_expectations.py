@@ -241,10 +241,10 @@ def test_a_churn_rate_above_one_and_a_repeated_grain_row_fail_the_blocking_check
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     failures = {f["expectation"]: f for f in evaluation.metadata["failed_expectations"].value}
     assert set(failures) == {
-        "expect_column_values_to_be_between(logo_churn_rate)",
+        "expect_column_values_to_be_between(logo_churn_rate in 0..1)",
         "expect_compound_columns_to_be_unique(month, segment_dimension, segment_value)",
     }
-    rate = failures["expect_column_values_to_be_between(logo_churn_rate)"]
+    rate = failures["expect_column_values_to_be_between(logo_churn_rate in 0..1)"]
     assert rate["failing_rows"] == 1
     assert rate["examples"] == [
         {"month": f"{latest}T00:00:00", "segment_dimension": "all", "segment_value": "all", "logo_churn_rate": 1.5}
@@ -271,7 +271,7 @@ def test_a_mart_that_stops_before_the_data_as_of_month_fails_freshness(broken_co
 
     failures = evaluation.metadata["failed_expectations"].value
     assert [(f["expectation"], f["examples"]) for f in failures] == [
-        ("expect_column_max_to_be_between(month)", [f"{previous}T00:00:00"])
+        ("expect_column_max_to_be_between(month = as_of_month)", [f"{previous}T00:00:00"])
     ]
     assert evaluation.metadata["as_of_month"].value == str(latest)
     assert (
