@@ -369,9 +369,12 @@ def render(result: dict) -> str:
         "- **BOOLEAN_ONLY first.** Failing-row counts, row numbers and examples are only computed for the "
         "expectations that failed (a second, per-expectation pass), not for the passing majority.",
         "- **One context.** The ephemeral context, pandas datasource, batch definition and suites are created "
-        "once per process and reused for every batch.",
+        "once per process and reused for every batch. Per batch this saves only milliseconds (within noise "
+        "above): GX's cost is its start-up (import, 2.6 s) and the per-expectation work, not the context.",
         "",
-        "Naive vs pipeline on the largest batches: " + ", ".join(f"{s} {naive[s]} s -> {after[s]} s" for s in ba) + ".",
+        "Naive vs pipeline on the largest batches: "
+        + ", ".join(f"{s} {naive[s]} s -> {after[s]} s ({naive[s] / after[s]:.0f}x)" for s in ba)
+        + ".",
         "",
     ]
     return "\n".join(lines)
@@ -383,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the existing .json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        result = json.loads((args.out / "check_cost.json").read_text())
+        (args.out / "check_cost.md").write_text(render(result))
+        return 0
 
     world = WorldConfig(customers=args.customers, months=args.months, start=CHECK_COST_START, seed=7)
     delivery = DeliveryConfig(batches_per_source=args.months, seed=7)
