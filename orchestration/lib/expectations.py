@@ -208,6 +208,11 @@ def mart_suite(model: str) -> Suite:
     return load_suite(f"marts_{model}")
 
 
+def mart_models() -> tuple[str, ...]:
+    """The published marts: those with a suite file (expectations/marts_<model>.json)."""
+    return tuple(sorted(path.stem.removeprefix("marts_") for path in SUITES_DIR.glob("marts_*.json")))
+
+
 def parent_sources(source_name: str) -> tuple[str, ...]:
     """Sources to ingest before `source_name`, so its references can be checked."""
     return raw_suite(source_name).parent_sources
