@@ -287,3 +287,33 @@ def test_the_unbroken_mart_passes_and_lets_publication_run(broken_copy):
     assert [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()] == [
         "publish/stand_in_dashboard"
     ]
+
+
+def test_the_graph_ingests_parents_first_and_carries_a_blocking_check_per_batch_source_and_mart(pipeline_env):
+    from orchestration.definitions import build_definitions
+    from orchestration.lib.contract import SOURCE_NAMES
+    from orchestration.lib.settings import Settings
+
+    defs = build_definitions(Settings.from_env())
+    graph = defs.resolve_asset_graph()
+
+    def raw_parents(source: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(["raw", source])).parent_keys}
+
+    assert raw_parents("fx_rates") == set()
+    assert raw_parents("customers") == {"raw/fx_rates"}
+    assert raw_parents("invoice_lines") == {"raw/invoices", "raw/products"}
+    assert raw_parents("payments") == {"raw/invoices", "raw/customers", "raw/fx_rates"}
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert {(f"raw/{s}", "batch_expectations") for s in SOURCE_NAMES} <= checks
+    assert {(f"marts/{m}", CHECK_NAME) for m in PUBLISHED_MARTS} <= checks
+    blocking = {
+        spec.asset_key.to_user_string()
+        for assets_def in graph.assets_defs
+        for spec in assets_def.check_specs
+        if spec.name in ("batch_expectations", CHECK_NAME) and spec.blocking
+    }
+    assert blocking == {f"raw/{s}" for s in SOURCE_NAMES} | {f"marts/{m}" for m in PUBLISHED_MARTS}
+    # the pipeline job runs the mart checks
+    job = defs.resolve_job_def("billing_pipeline")
+    assert {f"marts__{m}_{CHECK_NAME}" for m in PUBLISHED_MARTS} <= set(job.graph.node_dict)
