@@ -8,6 +8,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.defs.ingest.assets import ingest_assets
 from orchestration.defs.publish import publish_assets
 from orchestration.defs.quality.anomaly_gate import billing_anomaly_gate
+from orchestration.defs.quality.mart_checks import mart_checks
 from orchestration.defs.quality.report_sensor import quality_report_sensors
 from orchestration.defs.resources import WarehouseResource
 from orchestration.defs.transform.automation import (
@@ -23,7 +24,7 @@ from orchestration.lib.settings import DBT_EXECUTABLE, Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*ingest_assets, billing_dbt_models, sbg_parameters, billing_dbt_models_after_python, *publish_assets],
-        asset_checks=[billing_anomaly_gate],
+        asset_checks=[*mart_checks, billing_anomaly_gate],
         jobs=[billing_pipeline_job],
         schedules=[daily_schedule],
         sensors=[new_landing_files_sensor, *quality_report_sensors],

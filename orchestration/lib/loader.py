@@ -7,6 +7,15 @@ downstream models can pick the newest version of a key when a source has no
 transaction, so a crash never leaves half a batch behind, and every row of a
 file is accounted for: rows_loaded + rows_quarantined = rows_in_file.
 
+Before a batch is written, its contract-valid rows also meet the source's
+expectation suite (expectations/raw_<source>.json, orchestration/lib/expectations.py):
+keys, enums, ranges, time window and references to rows already loaded. A
+failing `block` expectation rejects the whole batch (status `rejected`, the
+error names the file, expectation, column, failing rows and examples; nothing
+is written, and the file is retried on the next run, when it may be fixed or
+its parent rows may have arrived); `warn` failures load and are reported.
+Every expectation's result goes to quality.check_runs.
+
 `ingest_source` manages its own transactions: pass a connection that is not
 inside one. DuckDB allows one writer per file, so only one ingestion runs at a time.
 """
@@ -23,7 +32,9 @@ from time import perf_counter
 import duckdb
 import polars as pl
 
+from orchestration.lib.check_runs import CheckRun, cli_run_id, record_check_runs
 from orchestration.lib.contract import BATCH_SUFFIXES, SOURCES, TRUTH_FOLDER, Source
+from orchestration.lib.expectations import rejection_error, validate_raw_batch
 from orchestration.lib.readers import ROW_NUMBER, UnreadableBatchError, batch_format, read_batch
 from orchestration.lib.validation import EXTRA_COLUMN, QUARANTINE_SCHEMA, validate_batch
 from orchestration.lib.warehouse import fetch_scalar
@@ -35,8 +46,10 @@ QUARANTINE_TABLE = f"{RAW_SCHEMA}._quarantine"
 LOADED = "loaded"
 DUPLICATE_CONTENT = "duplicate_content"
 UNREADABLE = "unreadable"
-# Statuses that mean "this file needs nothing more"; unreadable files are retried.
+REJECTED = "rejected"  # readable, but a blocking expectation failed: nothing written
+# Statuses that mean "this file needs nothing more"; unreadable and rejected files are retried.
 DONE_STATUSES = (LOADED, DUPLICATE_CONTENT)
+RETRIED_STATUSES = (UNREADABLE, REJECTED)
 
 # Lineage columns after the contract columns of every raw table.
 METADATA_COLUMNS = (
@@ -110,7 +123,7 @@ class BatchResult:
     source: str
     batch_file: str  # relative to the landing dir, '/'-separated
     content_hash: str
-    status: str  # LOADED | DUPLICATE_CONTENT | UNREADABLE
+    status: str  # LOADED | DUPLICATE_CONTENT | UNREADABLE | REJECTED
     rows_in_file: int | None
     rows_loaded: int
     rows_quarantined: int
@@ -118,6 +131,13 @@ class BatchResult:
     duplicate_of: str | None = None
     batch_id: int | None = None
     seconds: float = 0.0
+    # The expectation suite's results on this batch, and the time it took.
+    check_runs: list[CheckRun] = field(default_factory=list)
+    expectation_seconds: float = 0.0
+
+    @property
+    def failed_checks(self) -> list[CheckRun]:
+        return [run for run in self.check_runs if not run.passed]
 
 
 @dataclass
@@ -139,6 +159,10 @@ class SourceLoadReport:
         return [b for b in self.batches if b.status == UNREADABLE]
 
     @property
+    def rejected(self) -> list[BatchResult]:
+        return [b for b in self.batches if b.status == REJECTED]
+
+    @property
     def rows_loaded(self) -> int:
         return sum(b.rows_loaded for b in self.batches)
 
@@ -151,7 +175,7 @@ class SourceLoadReport:
             f"{self.source}: {len(self.loaded_batches)} file(s) loaded "
             f"({self.rows_loaded:,} rows loaded, {self.rows_quarantined:,} quarantined), "
             f"{len(self.duplicate_batches)} duplicate, {len(self.unreadable)} unreadable, "
-            f"{self.files_already_loaded} already loaded"
+            f"{len(self.rejected)} rejected, {self.files_already_loaded} already loaded"
         )
 
 
@@ -225,12 +249,17 @@ def ingest_source(
     landing_dir: Path,
     source_name: str,
     log: Callable[[str], None] = print,
+    run_id: str | None = None,
 ) -> SourceLoadReport:
-    """Load every new batch file of one source; safe to rerun at any time."""
+    """Load every new batch file of one source; safe to rerun at any time.
+
+    `run_id` labels the expectation results in quality.check_runs (the Dagster
+    run id; a `cli-...` id when None)."""
     if source_name not in SOURCES:
         raise ValueError(f"unknown source {source_name!r}; known: {', '.join(SOURCES)}")
     source = SOURCES[source_name]
     landing_dir = Path(landing_dir)
+    run_id = run_id or cli_run_id()
     ensure_warehouse_schema(conn)
     report = SourceLoadReport(source_name)
     done = {
@@ -262,6 +291,8 @@ def ingest_source(
             report.files_already_loaded += 1
             continue
         result = _ingest_file(conn, source, path, rel, stat.st_size, mtime_us, loaded_hashes)
+        # After the batch's own transaction: a check history never holds back a load.
+        record_check_runs(conn, run_id, result.check_runs)
         report.batches.append(result)
         log(_describe(result))
         if result.status == LOADED:
@@ -281,6 +312,8 @@ def _describe(result: BatchResult) -> str:
         )
     if result.status == DUPLICATE_CONTENT:
         return f"{result.batch_file}: same content as {result.duplicate_of}, nothing loaded"
+    if result.status == REJECTED:
+        return f"REJECTED: {result.error}"
     return f"UNREADABLE (retried next run): {result.error}"
 
 
@@ -326,6 +359,20 @@ def _ingest_file(
         return _record_unreadable(conn, manifest, content_hash, str(error), started)
     del data
     validated = validate_batch(raw.frame, source)
+    expectations_started = perf_counter()
+    check_runs = validate_raw_batch(conn, source.name, validated.valid, rel)
+    expectation_seconds = perf_counter() - expectations_started
+    if any(run.blocks for run in check_runs):
+        manifest |= {
+            "content_hash": content_hash,
+            "status": REJECTED,
+            "error": rejection_error(rel, check_runs),
+            "rows_in_file": raw.rows_in_file,
+            "rows_loaded": 0,
+            "rows_quarantined": 0,
+        }
+        batch_id = _in_transaction(conn, lambda: _insert_manifest_row(conn, manifest))
+        return _result(manifest, batch_id, started, check_runs, expectation_seconds)
     rejected = raw.rejected.select("row_number", pl.lit(None, pl.String).alias("column_name"), "reason", "record")
     quarantine = pl.concat([validated.quarantine, rejected.cast(QUARANTINE_SCHEMA)]).sort("row_number")  # type: ignore[arg-type]
     manifest |= {
@@ -336,10 +383,16 @@ def _ingest_file(
         "rows_quarantined": quarantine.height,
     }
     batch_id = _in_transaction(conn, lambda: _load_batch(conn, source, manifest, validated.valid, quarantine))
-    return _result(manifest, batch_id, started)
+    return _result(manifest, batch_id, started, check_runs, expectation_seconds)
 
 
-def _result(manifest: dict, batch_id: int, started: float) -> BatchResult:
+def _result(
+    manifest: dict,
+    batch_id: int,
+    started: float,
+    check_runs: list[CheckRun] | None = None,
+    expectation_seconds: float = 0.0,
+) -> BatchResult:
     return BatchResult(
         source=manifest["source"],
         batch_file=manifest["batch_file"],
@@ -352,6 +405,8 @@ def _result(manifest: dict, batch_id: int, started: float) -> BatchResult:
         duplicate_of=manifest["duplicate_of"],
         batch_id=batch_id,
         seconds=perf_counter() - started,
+        check_runs=check_runs or [],
+        expectation_seconds=expectation_seconds,
     )
 
 
@@ -395,8 +450,8 @@ def _insert_manifest_row(conn: duckdb.DuckDBPyConnection, manifest: dict) -> int
     # Earlier failed attempts at this file are superseded by this outcome: the
     # manifest keeps one row per file version, and reruns do not pile up rows.
     conn.execute(
-        f"delete from {MANIFEST_TABLE} where source = ? and batch_file = ? and status = ?",
-        [row["source"], row["batch_file"], UNREADABLE],
+        f"delete from {MANIFEST_TABLE} where source = ? and batch_file = ? and status in (?, ?)",
+        [row["source"], row["batch_file"], *RETRIED_STATUSES],
     )
     placeholders = ", ".join("?" for _ in _MANIFEST_COLUMNS)
     conn.execute(

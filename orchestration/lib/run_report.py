@@ -18,9 +18,10 @@ def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
             "batches_loaded": row[1],
             "duplicate_batches": row[2],
             "unreadable_files": row[3],
-            "rows_in_files": row[4],
-            "rows_loaded": row[5],
-            "rows_quarantined": row[6],
+            "rejected_batches": row[4],
+            "rows_in_files": row[5],
+            "rows_loaded": row[6],
+            "rows_quarantined": row[7],
         }
         for row in conn.execute(
             """
@@ -28,6 +29,7 @@ def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
                    count(*) filter (where status = 'loaded'),
                    count(*) filter (where status = 'duplicate_content'),
                    count(*) filter (where status = 'unreadable'),
+                   count(*) filter (where status = 'rejected'),
                    coalesce(sum(rows_in_file) filter (where status = 'loaded'), 0),
                    coalesce(sum(rows_loaded), 0),
                    coalesce(sum(rows_quarantined), 0)
@@ -48,10 +50,16 @@ def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
     unreadable = conn.execute(
         "select source, batch_file, error from raw._load_manifest where status = 'unreadable' order by 1, 2"
     ).fetchall()
+    # Rejected batches (a blocking expectation failed) are, like unreadable files,
+    # neither loaded nor quarantined: recorded with their reason and retried.
+    rejected = conn.execute(
+        "select source, batch_file, rows_in_file, error from raw._load_manifest where status = 'rejected' order by 1, 2"
+    ).fetchall()
     return {
         "sources": {name: per_source.get(name, {}) for name in SOURCE_NAMES},
         "top_quarantine_reasons": [{"source": s, "column": c, "reason": r, "rows": n} for s, c, r, n in reasons],
         "unreadable_files": [{"source": s, "file": f, "error": e} for s, f, e in unreadable],
+        "rejected_batches": [{"source": s, "file": f, "rows": n, "error": e} for s, f, n, e in rejected],
     }
 
 
@@ -59,18 +67,21 @@ def render_markdown(summary: dict) -> str:
     lines = [
         "# Load report",
         "",
-        "| source | batches | duplicates skipped | unreadable | rows in files | loaded | quarantined |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| source | batches | duplicates skipped | unreadable | rejected | rows in files | loaded | quarantined |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in summary["sources"].items():
         lines.append(
             f"| {name} | {s.get('batches_loaded', 0)} | {s.get('duplicate_batches', 0)} "
-            f"| {s.get('unreadable_files', 0)} | {s.get('rows_in_files', 0):,} | {s.get('rows_loaded', 0):,} "
-            f"| {s.get('rows_quarantined', 0):,} |"
+            f"| {s.get('unreadable_files', 0)} | {s.get('rejected_batches', 0)} | {s.get('rows_in_files', 0):,} "
+            f"| {s.get('rows_loaded', 0):,} | {s.get('rows_quarantined', 0):,} |"
         )
     if summary["unreadable_files"]:
         lines += ["", "## Unreadable files", ""]
         lines += [f"- `{u['source']}/{u['file']}`: {u['error']}" for u in summary["unreadable_files"]]
+    if summary.get("rejected_batches"):
+        lines += ["", "## Rejected batches (a blocking expectation failed; nothing loaded, retried next run)", ""]
+        lines += [f"- `{r['file']}` ({r['rows']:,} rows): {r['error']}" for r in summary["rejected_batches"]]
     if summary["top_quarantine_reasons"]:
         lines += [
             "",

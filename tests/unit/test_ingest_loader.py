@@ -103,7 +103,37 @@ def quarantine(conn) -> list[tuple]:
     ).fetchall()
 
 
+def seed_parents(conn) -> None:
+    """The customers, invoices and FX currencies the rows above reference, written straight
+    into raw: a batch whose references are not loaded is rejected by its expectation suite
+    (tests/integration/test_ingest_expectations.py), and these tests are about loading."""
+    ensure_warehouse_schema(conn)
+    if conn.execute("select count(*) from raw.customers").fetchall()[0][0]:
+        return
+    lineage = "0, 'seed', 'seed', i, timestamp '2024-01-01'"
+    conn.execute(
+        "insert into raw.customers (customer_id, country, currency, company_size, created_at, "
+        "_batch_id, _batch_file, _batch_hash, _row_number, _loaded_at) "
+        f"select 'cus_' || i, 'DE', 'EUR', 'smb', timestamp '2024-01-01', {lineage} from range(1, 9) as t(i)"
+    )
+    conn.execute(
+        "insert into raw.invoices (invoice_id, customer_id, invoice_number, issued_at, due_at, period_start, "
+        "period_end, currency, subtotal, discount_amount, tax_amount, total, status, billing_reason, "
+        "_batch_id, _batch_file, _batch_hash, _row_number, _loaded_at) "
+        "select 'inv_' || i, 'cus_' || i, 'N' || i, timestamp '2024-07-01', timestamp '2024-07-31', "
+        "timestamp '2024-07-01', timestamp '2024-08-01', 'EUR', 10, 0, 0, 10, 'open', 'manual', "
+        f"{lineage} from range(1, 9) as t(i)"
+    )
+    conn.execute(
+        "insert into raw.fx_rates (rate_date, currency, usd_per_unit, "
+        "_batch_id, _batch_file, _batch_hash, _row_number, _loaded_at) "
+        f"select date '2024-07-01', currency, 1.0, {lineage} "
+        "from (values (1, 'EUR'), (2, 'JPY')) as t(i, currency)"
+    )
+
+
 def ingest(conn, landing: Path, source: str = "payments", log: list[str] | None = None):
+    seed_parents(conn)
     return ingest_source(conn, landing, source, log=(log.append if log is not None else lambda _: None))
 
 
@@ -364,7 +394,8 @@ def test_the_log_has_one_line_per_new_file_and_a_summary(conn, landing):
     assert log[0].startswith("payments/a.csv: loaded 2 rows, quarantined 0 (batch 1, ")
     assert log[1] == "payments/b.csv: same content as payments/a.csv, nothing loaded"
     assert log[2] == (
-        "payments: 1 file(s) loaded (2 rows loaded, 0 quarantined), 1 duplicate, 0 unreadable, 0 already loaded"
+        "payments: 1 file(s) loaded (2 rows loaded, 0 quarantined), 1 duplicate, 0 unreadable, 0 rejected, "
+        "0 already loaded"
     )
 
 

@@ -3,7 +3,16 @@
 Asset keys are ["raw", <source>], the keys dagster-dbt gives the dbt sources,
 so staging models hang off them in the graph. Validation happens inside the
 asset, before anything is written: a blocking check would only stop the
-steps after it, and bad rows must never reach raw.
+steps after it, and bad rows must never reach raw. Row by row the contract
+(bad rows are quarantined), then batch by batch the source's expectation
+suite (a batch failing a blocking expectation is rejected whole); the
+`batch_expectations` check then fails, blocking, so nothing downstream of a
+source builds while one of its batches is rejected.
+
+A source waits for the sources its suite references (`deps`): FX rates and
+customers before invoices, invoices before their lines, payments and credit
+notes. When a parent's blocking check fails, its children wait for the next
+run too (their references could not be checked anyway).
 """
 
 from pathlib import Path
@@ -11,8 +20,10 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.lib.check_runs import EXAMPLES_KEPT
 from orchestration.lib.contract import SOURCES, Source
-from orchestration.lib.loader import SourceLoadReport, ingest_source
+from orchestration.lib.expectations import parent_sources
+from orchestration.lib.loader import BatchResult, SourceLoadReport, ingest_source
 from orchestration.lib.warehouse import fetch_scalar
 
 INGEST_GROUP = "ingest"
@@ -52,6 +63,8 @@ def _report_metadata(report: SourceLoadReport, total_rows: int) -> dict:
         "unreadable_files": dg.MetadataValue.json(
             [{"file": b.batch_file, "error": b.error} for b in report.unreadable]
         ),
+        "rejected_files": dg.MetadataValue.json([b.batch_file for b in report.rejected]),
+        "expectation_seconds": round(sum(b.expectation_seconds for b in report.batches), 3),
         "dagster/row_count": total_rows,
         "batches": dg.MetadataValue.md(_batches_table(report)),
     }
@@ -69,6 +82,52 @@ def _batches_table(report: SourceLoadReport) -> str:
     return "\n".join(lines)
 
 
+def failed_expectations(batches: list[BatchResult], severity: str) -> list[dict]:
+    """Per batch and failed expectation of that severity: what failed, on how many rows, examples."""
+    return [
+        {
+            "file": batch.batch_file,
+            "expectation": run.check_name,
+            "failing_rows": run.failing_rows,
+            "rows_checked": run.rows_checked,
+            "examples": run.examples[:EXAMPLES_KEPT],
+            "message": run.message,
+        }
+        for batch in batches
+        for run in batch.failed_checks
+        if run.severity == severity
+    ]
+
+
+def batch_expectations_result(report: SourceLoadReport) -> dg.AssetCheckResult:
+    """Fails while any batch of the source is rejected: every rejected file present in the
+    landing folder is retried (and so reported) on every run until it loads."""
+    rejected = failed_expectations(report.rejected, "block")
+    warnings = failed_expectations(report.batches, "warn")
+    return dg.AssetCheckResult(
+        check_name="batch_expectations",
+        passed=not report.rejected,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(report.rejected)} batch file(s) rejected: "
+            + "; ".join(
+                f"{b.batch_file}: {', '.join(r.check_name for r in b.failed_checks if r.blocks)}"
+                for b in report.rejected
+            )
+            if report.rejected
+            else f"{len(report.batches)} new batch file(s) checked, none rejected"
+        ),
+        metadata={
+            "rejected_files": dg.MetadataValue.json([b.batch_file for b in report.rejected]),
+            "failed_expectations": dg.MetadataValue.json(rejected),
+            "warnings": dg.MetadataValue.json(warnings),
+            "batches_checked": sum(1 for b in report.batches if b.check_runs),
+            "expectations_run": sum(len(b.check_runs) for b in report.batches),
+            "expectation_seconds": round(sum(b.expectation_seconds for b in report.batches), 3),
+        },
+    )
+
+
 def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     key = dg.AssetKey(["raw", source.name])
     conservation = dg.AssetCheckSpec(
@@ -80,6 +139,15 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     readable = dg.AssetCheckSpec(
         "all_files_readable", asset=key, description="Every landed file of this source could be read (warns otherwise)."
     )
+    expectations = dg.AssetCheckSpec(
+        "batch_expectations",
+        asset=key,
+        blocking=True,
+        description=(
+            f"No batch of {source.name} is rejected by a blocking expectation of expectations/raw_{source.name}.json "
+            "(keys, enums, ranges, time window, references to loaded rows); warn-level failures only report."
+        ),
+    )
 
     @dg.asset(
         key=key,
@@ -88,17 +156,23 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         owners=["team:data-platform"],
         tags={"layer": "raw"},
+        deps=[dg.AssetKey(["raw", parent]) for parent in parent_sources(source.name)],
         description=(
             f"{source.description} Loads new `{source.name}/` batch files from the landing folder "
-            f"into raw.{source.name}; rows that break the contract go to raw._quarantine."
+            f"into raw.{source.name}; rows that break the contract go to raw._quarantine, and a batch "
+            f"that fails a blocking expectation of expectations/raw_{source.name}.json is rejected whole."
         ),
-        check_specs=[conservation, readable],
+        check_specs=[conservation, readable, expectations],
     )
     def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as conn:
-            report = ingest_source(conn, Path(warehouse.landing_dir), source.name, log=context.log.info)
+            report = ingest_source(
+                conn, Path(warehouse.landing_dir), source.name, log=context.log.info, run_id=context.run.run_id
+            )
             for bad in report.unreadable:
                 context.log.error(f"{source.name}: could not read {bad.batch_file}: {bad.error}")
+            for bad in report.rejected:
+                context.log.error(bad.error)
             total_rows = fetch_scalar(conn, f"select count(*) from raw.{source.name}")
             violations = conservation_violations(conn, source.name)
         yield dg.MaterializeResult(metadata=_report_metadata(report, total_rows))
@@ -117,6 +191,7 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
                 )
             },
         )
+        yield batch_expectations_result(report)
 
     return ingest
 
