@@ -341,7 +341,8 @@ def build_anomalies(conn: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str
             count(*) as anomalies,
             sum(amount_at_stake_usd) as amount_at_stake_usd
         from marts.billing_anomalies
-        where detected_at >= ? and detected_at < ?
+        -- invoices only: a missed invoice has none (it counts in by_type)
+        where detected_at >= ? and detected_at < ? and invoice_id is not null
         group by invoice_id
         order by amount_at_stake_usd desc, invoice_id
         limit {TOP_INVOICES}

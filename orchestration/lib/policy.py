@@ -19,6 +19,9 @@ import yaml
 from orchestration.lib.settings import COUNTRIES_SEED_PATH, POLICY_PATH, PROJECT_ROOT
 
 POLICY_PATH_VARIABLE = "BILLING_POLICY_PATH"
+# A gate that lets any month through (at stake can exceed revenue only in theory): for
+# detection benchmarks and tests on worlds injected far above a real month's anomalies.
+OPEN_GATE = {"max_block_share_of_revenue": 1.0}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,21 @@ def policy_path() -> Path:
 
 def load_policy(path: Path | None = None) -> dict[str, Any]:
     return _read_policy(path or policy_path())
+
+
+def write_policy_variant(target: Path, overrides: dict[str, Any]) -> Path:
+    """Write the current policy with `overrides` merged in (nested dicts merge key by
+    key) to `target`, for BILLING_POLICY_PATH; returns `target`."""
+
+    def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in changes.items():
+            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(merged(load_policy(), overrides), sort_keys=False), encoding="utf-8")
+    return target
 
 
 @lru_cache(maxsize=4)

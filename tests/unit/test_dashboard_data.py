@@ -85,7 +85,8 @@ def warehouse():
         ('a2', 'duplicate_charge', 'block', 'in_2', null, 'c_2', '1', '2', 100.00, timestamp '2024-03-31 23:59:59'),
         ('a3', 'tax_error', 'warn', 'in_1', null, 'c_1', '21.00', '15.75', 5.25, timestamp '2024-03-05 00:00:00'),
         ('a4', 'price_mismatch', 'block', 'in_4', null, 'c_4', '50.00', '60.00', 10.00,
-         timestamp '2024-02-10 00:00:00')
+         timestamp '2024-02-10 00:00:00'),
+        ('a5', 'missed_invoice', 'warn', null, null, 'c_5', '80.00', '0', 80.00, timestamp '2024-03-12 00:00:00')
         """,
     )
     _create(
@@ -181,16 +182,24 @@ def test_the_anomaly_panel_covers_the_as_of_month_by_type_and_the_whole_trend(wa
             "invoices": 2,
             "amount_at_stake_usd": 400.0,  # 300 + 100
         },
+        # a missed invoice has no invoice: it counts here, not among the top invoices
+        {
+            "anomaly_type": "missed_invoice",
+            "severity": "warn",
+            "anomalies": 1,
+            "invoices": 0,
+            "amount_at_stake_usd": 80.0,
+        },
         {"anomaly_type": "tax_error", "severity": "warn", "anomalies": 1, "invoices": 1, "amount_at_stake_usd": 5.25},
     ]
     assert anomalies["totals"] == {
         "block": {"anomalies": 2, "amount_at_stake_usd": 400.0},
-        "warn": {"anomalies": 1, "amount_at_stake_usd": 5.25},
+        "warn": {"anomalies": 2, "amount_at_stake_usd": 85.25},  # 80 + 5.25
     }
     assert anomalies["trend"] == [
         {"month": "2024-02-01", "severity": "block", "anomalies": 1, "amount_at_stake_usd": 10.0},
         {"month": "2024-03-01", "severity": "block", "anomalies": 2, "amount_at_stake_usd": 400.0},
-        {"month": "2024-03-01", "severity": "warn", "anomalies": 1, "amount_at_stake_usd": 5.25},
+        {"month": "2024-03-01", "severity": "warn", "anomalies": 2, "amount_at_stake_usd": 85.25},
     ]
     # in_1 has a duplicate payment (300) and a tax error (5.25): one row, 305.25, block
     top = anomalies["top_invoices"]
