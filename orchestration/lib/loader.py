@@ -145,6 +145,8 @@ class SourceLoadReport:
     source: str
     batches: list[BatchResult] = field(default_factory=list)
     files_already_loaded: int = 0
+    # Files after a rejected one, left for a later run so batches load in delivery order.
+    held_back: list[str] = field(default_factory=list)
 
     @property
     def loaded_batches(self) -> list[BatchResult]:
@@ -175,7 +177,8 @@ class SourceLoadReport:
             f"{self.source}: {len(self.loaded_batches)} file(s) loaded "
             f"({self.rows_loaded:,} rows loaded, {self.rows_quarantined:,} quarantined), "
             f"{len(self.duplicate_batches)} duplicate, {len(self.unreadable)} unreadable, "
-            f"{len(self.rejected)} rejected, {self.files_already_loaded} already loaded"
+            f"{len(self.rejected)} rejected, {len(self.held_back)} held back behind a rejected file, "
+            f"{self.files_already_loaded} already loaded"
         )
 
 
@@ -289,6 +292,13 @@ def ingest_source(
         mtime_us = stat.st_mtime_ns // 1000
         if (rel, stat.st_size, mtime_us) in done:
             report.files_already_loaded += 1
+            continue
+        if report.rejected:
+            # Without updated_at the later batch's version of a row wins downstream (by
+            # batch id): loading later files now would let the rejected batch, loaded on
+            # a later run, override their newer versions. They wait for it.
+            report.held_back.append(rel)
+            log(f"{rel}: held back until {report.rejected[0].batch_file} loads (batches load in order)")
             continue
         result = _ingest_file(conn, source, path, rel, stat.st_size, mtime_us, loaded_hashes)
         # After the batch's own transaction: a check history never holds back a load.

@@ -474,3 +474,42 @@ def test_a_loaded_file_whose_content_changes_loads_again_with_a_warning(conn, la
         (Decimal("1300"), 2),
     ]
     assert "payments/a.csv: WARNING, loaded before with different content; both versions are in raw" in log
+
+
+def test_files_after_a_rejected_batch_wait_so_the_later_version_of_a_row_still_wins(conn, landing):
+    # Payments have no updated_at: the later batch's version of pay_1 must win downstream,
+    # which ranks versions by batch id. Batch 1 (pending) is rejected: pay_9 is on inv_9,
+    # not delivered yet. Batch 2 (succeeded) must not load before batch 1 does.
+    write(
+        landing / "payments" / "2024-07-01.csv",
+        csv_text(
+            "pay_1,inv_1,cus_1,2024-07-01T10:00:00Z,10.00,EUR,pending,1",
+            "pay_9,inv_9,cus_1,2024-07-01T11:00:00Z,10.00,EUR,succeeded,1",
+        ),
+    )
+    write(
+        landing / "payments" / "2024-07-02.csv",
+        csv_text("pay_1,inv_1,cus_1,2024-07-01T10:00:00Z,10.00,EUR,succeeded,1"),
+    )
+    log: list[str] = []
+    first = ingest(conn, landing, log=log)
+    assert [b.batch_file for b in first.rejected] == ["payments/2024-07-01.csv"]
+    assert first.held_back == ["payments/2024-07-02.csv"]
+    assert "payments/2024-07-02.csv: held back until payments/2024-07-01.csv loads (batches load in order)" in log
+    assert conn.execute("select count(*) from raw.payments").fetchall() == [(0,)]
+
+    # inv_9 arrives; both batches load, in delivery order
+    conn.execute(
+        "insert into raw.invoices (invoice_id, customer_id, invoice_number, issued_at, due_at, period_start, "
+        "period_end, currency, subtotal, discount_amount, tax_amount, total, status, billing_reason, "
+        "_batch_id, _batch_file, _batch_hash, _row_number, _loaded_at) values ('inv_9', 'cus_1', 'N9', "
+        "timestamp '2024-07-01', timestamp '2024-07-31', timestamp '2024-07-01', timestamp '2024-08-01', 'EUR', "
+        "10, 0, 0, 10, 'open', 'manual', 0, 'seed', 'seed', 9, timestamp '2024-01-01')"
+    )
+    second = ingest(conn, landing)
+    assert [b.batch_file for b in second.loaded_batches] == ["payments/2024-07-01.csv", "payments/2024-07-02.csv"]
+    assert second.held_back == []
+    newest = conn.execute(
+        "select status from raw.payments where payment_id = 'pay_1' order by _batch_id desc limit 1"
+    ).fetchall()
+    assert newest == [("succeeded",)]

@@ -119,6 +119,7 @@ def batch_expectations_result(report: SourceLoadReport) -> dg.AssetCheckResult:
         ),
         metadata={
             "rejected_files": dg.MetadataValue.json([b.batch_file for b in report.rejected]),
+            "held_back_files": dg.MetadataValue.json(report.held_back),
             "failed_expectations": dg.MetadataValue.json(rejected),
             "warnings": dg.MetadataValue.json(warnings),
             "batches_checked": sum(1 for b in report.batches if b.check_runs),

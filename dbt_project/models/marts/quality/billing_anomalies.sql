@@ -390,10 +390,10 @@ cycle_invoices as (
         usd_per_unit,
         total_amount,
         first_value(invoice_id) over (
-            partition by subscription_id, period_start order by issued_at, invoice_id
+            partition by customer_id, subscription_id, period_start order by issued_at, invoice_id
         ) as original_invoice_id,
         row_number() over (
-            partition by subscription_id, period_start order by issued_at, invoice_id
+            partition by customer_id, subscription_id, period_start order by issued_at, invoice_id
         ) as copy_number
     from invoices
     where billing_reason = 'subscription_cycle'
@@ -497,7 +497,10 @@ recurring_invoices as (
             partition by subscription_id order by period_start, issued_at, invoice_id
         ) as previous_total_amount
     from invoices
-    where billing_reason in ('subscription_create', 'subscription_cycle')
+    -- an invoice without a subscription has no events to explain a change: not judged
+    where
+        billing_reason in ('subscription_create', 'subscription_cycle')
+        and subscription_id is not null
 
 ),
 
