@@ -395,7 +395,7 @@ def test_the_log_has_one_line_per_new_file_and_a_summary(conn, landing):
     assert log[1] == "payments/b.csv: same content as payments/a.csv, nothing loaded"
     assert log[2] == (
         "payments: 1 file(s) loaded (2 rows loaded, 0 quarantined), 1 duplicate, 0 unreadable, 0 rejected, "
-        "0 already loaded"
+        "0 held back behind a rejected file, 0 already loaded"
     )
 
 
