@@ -11,11 +11,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
 
 from billing_world.deliver import DeliveryConfig
 from billing_world.simulate import WorldConfig
-from orchestration.lib.policy import POLICY_PATH_VARIABLE, load_policy
+from orchestration.lib.policy import POLICY_PATH_VARIABLE, load_policy, write_policy_variant
 from tests.integration.conftest import generate_and_run
 
 pytestmark = pytest.mark.integration
@@ -102,13 +101,6 @@ def test_the_anomalies_of_the_mart_flow_into_the_dashboard_data(kpi_world):
     )
 
 
-def _policy_with_gate_limit(path: Path, limit: float) -> Path:
-    policy = dict(load_policy())
-    policy["anomalies"] = {**policy["anomalies"], "gate": {"max_block_share_of_revenue": limit}}
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return path
-
-
 def test_a_failing_gate_stops_the_dashboard_and_keeps_the_previous_one(tmp_path, monkeypatch):
     from orchestration.definitions import build_definitions
 
@@ -137,7 +129,14 @@ def test_a_failing_gate_stops_the_dashboard_and_keeps_the_previous_one(tmp_path,
     assert share <= load_policy()["anomalies"]["gate"]["max_block_share_of_revenue"], share_message
 
     # run 2: the same warehouse under a policy whose limit is half the measured share
-    monkeypatch.setenv(POLICY_PATH_VARIABLE, str(_policy_with_gate_limit(tmp_path / "strict.yml", share / 2)))
+    monkeypatch.setenv(
+        POLICY_PATH_VARIABLE,
+        str(
+            write_policy_variant(
+                tmp_path / "strict.yml", {"anomalies": {"gate": {"max_block_share_of_revenue": share / 2}}}
+            )
+        ),
+    )
     monkeypatch.setenv("BILLING_WAREHOUSE_PATH", str(settings.warehouse_path))  # the dbt step exports it
     job = build_definitions(settings).resolve_job_def("billing_pipeline")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
