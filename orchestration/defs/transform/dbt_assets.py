@@ -35,17 +35,18 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 # .venv/bin first); elsewhere the Makefile, CI and the test session parse.
 dbt_project.prepare_if_dev()
 
-LAYER_GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
+# The most specific folder wins: marts/quality/* (the billing-anomaly mart) is "quality".
+LAYER_GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts", "quality": "quality"}
 
 
 class BillingDbtTranslator(DagsterDbtTranslator):
-    """Groups dbt nodes by their layer folder (seeds sit with staging)."""
+    """Groups dbt nodes by their layer folder, the innermost one first (seeds sit with staging)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "seed":
             return "staging"
         fqn = dbt_resource_props.get("fqn", [])
-        for part in fqn[1:-1]:
+        for part in reversed(fqn[1:-1]):
             if part in LAYER_GROUPS:
                 return LAYER_GROUPS[part]
         return super().get_group_name(dbt_resource_props)
