@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 from orchestration.defs.quality.anomaly_gate import (
+    _top_table,
     block_share_of_revenue,
     gate_passes,
     max_block_share,
@@ -141,3 +142,16 @@ def test_a_policy_path_that_names_no_file_is_refused_naming_the_variable(monkeyp
     with pytest.raises(FileNotFoundError, match=f"{POLICY_PATH_VARIABLE} is 'config/no_such_policy.yml'") as error:
         policy_path()
     assert str(PROJECT_ROOT / "config" / "no_such_policy.yml") in str(error.value)  # relative to the project
+
+
+def test_the_top_anomalies_table_leaves_a_missing_invoice_blank():
+    # missed_invoice has no invoice; a policy may make it a block type
+    row = {
+        "anomaly_type": "missed_invoice",
+        "invoice_id": None,
+        "payment_id": None,
+        "expected": "80.00",
+        "actual": "0",
+        "amount_at_stake_usd": 1234.5,
+    }
+    assert _top_table([row]).splitlines()[-1] == "| missed_invoice |  |  | 80.00 | 0 | 1,234.50 |"

@@ -145,7 +145,7 @@ def _top_table(top: list[dict[str, Any]]) -> str:
     lines = ["| type | invoice | payment | expected | actual | USD at stake |", "|---|---|---|---|---|---:|"]
     for row in top:
         lines.append(
-            f"| {row['anomaly_type']} | {row['invoice_id']} | {row['payment_id'] or ''} | {row['expected']} "
+            f"| {row['anomaly_type']} | {row['invoice_id'] or ''} | {row['payment_id'] or ''} | {row['expected']} "
             f"| {row['actual']} | {row['amount_at_stake_usd']:,.2f} |"
         )
     return "\n".join(lines)
