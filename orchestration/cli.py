@@ -173,6 +173,65 @@ def print_where(settings: Settings) -> None:
     print("  Dagster UI     : make ui  (then open http://127.0.0.1:3000)")
 
 
+def export_at_risk(args: argparse.Namespace) -> int:
+    """`billing-analytics export at-risk`: the at-risk customers of marts.customer_risk
+    to CSV / Parquet (orchestration/lib/at_risk_export.py, docs/exports.md). Returns the
+    exit code: 2 for a bad argument, 1 when there is no warehouse to read, each with one
+    line on stderr."""
+    import duckdb
+
+    from orchestration.lib.at_risk_export import (
+        AtRiskFilter,
+        ExportArgumentError,
+        WarehouseNotReady,
+        export_defaults,
+        parse_formats,
+        parse_segments,
+        risk_wording,
+        select_at_risk,
+        write_export,
+    )
+    from orchestration.lib.policy import load_policy
+    from orchestration.lib.warehouse import open_warehouse
+
+    def fail(message: str, code: int) -> int:
+        print(f"billing-analytics export at-risk: error: {message}", file=sys.stderr)
+        return code
+
+    env = Settings.from_env()
+    warehouse = (args.warehouse or env.warehouse_path).resolve()
+    folder = (args.output or env.output_dir / "exports").resolve()
+    policy = load_policy()
+    try:
+        formats = parse_formats(args.format)
+        min_risk = export_defaults(policy).min_risk if args.min_risk is None else args.min_risk
+        at_risk = AtRiskFilter(parse_segments(args.segment), min_risk, args.top, args.include_pii)
+    except ExportArgumentError as error:
+        return fail(str(error), 2)
+    if not warehouse.is_file():
+        return fail(f"no warehouse at {warehouse}: run `billing-analytics run` first", 1)
+    try:
+        with open_warehouse(warehouse, read_only=True) as conn:
+            frame = select_at_risk(conn, at_risk, risk_wording(policy))
+    except ExportArgumentError as error:
+        return fail(str(error), 2)
+    except WarehouseNotReady as error:
+        return fail(f"{error} (warehouse {warehouse})", 1)
+    except duckdb.IOException as error:  # a running pipeline holds the write lock
+        return fail(f"cannot open {warehouse} read-only, is a pipeline run writing it? ({error})", 1)
+    # the PII file gets its own name: it never overwrites, or passes for, the shareable one
+    stem = "at_risk_customers_pii" if at_risk.include_pii else "at_risk_customers"
+    files = write_export(frame, folder, stem, formats)
+    as_of = f"{frame['as_of_month'][0]:%Y-%m}" if frame.height else "(no rows)"
+    segments = ", ".join(f"{dim}={'|'.join(values)}" for dim, values in at_risk.segments.items()) or "all segments"
+    top = f", top {at_risk.top_n}" if at_risk.top_n else ""
+    pii = "WITH names and emails (personal data)" if at_risk.include_pii else "no names or emails"
+    print(f"At-risk customers as of {as_of}: {segments}, min risk {at_risk.min_risk:g}{top}; {pii}")
+    for exported in files:
+        print(f"  {exported.path}  ({exported.rows:,} rows)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billing-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,10 +249,37 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="generate a demo world under data/demo and run everything on it")
     _add_world_flags(demo, customers=2000, months=24)
 
+    export = commands.add_parser("export", help="write extracts for other teams")
+    exports = export.add_subparsers(dest="export", required=True)
+    at_risk = exports.add_parser(
+        "at-risk",
+        help="at-risk customers (marts.customer_risk) to CSV and Parquet, by value at risk, drivers in words",
+    )
+    at_risk.add_argument(
+        "--segment",
+        action="append",
+        default=[],
+        metavar="DIM=VALUE",
+        help="keep one segment, e.g. company_size=enterprise; repeatable (values of one dimension add up, "
+        "dimensions narrow): company_size, region, tier, billing_period, acquisition_channel, tenure_band",
+    )
+    at_risk.add_argument(
+        "--min-risk", type=float, help="lowest risk_score kept, 0..1 (default: exports.min_risk of the policy)"
+    )
+    at_risk.add_argument("--top", type=int, metavar="N", help="keep the N customers with the most value at risk")
+    at_risk.add_argument(
+        "--include-pii", action="store_true", help="add customer names and emails (left out by default)"
+    )
+    at_risk.add_argument("--output", type=Path, help="folder to write (default: $BILLING_OUTPUT_DIR/exports)")
+    at_risk.add_argument("--format", default="csv,parquet", help="csv, parquet or both, comma-separated")
+    at_risk.add_argument("--warehouse", type=Path, help="DuckDB file (default: $BILLING_WAREHOUSE_PATH)")
+
     args = parser.parse_args(argv)
     if args.command == "generate":
         generate(args, args.out.resolve())
         return 0
+    if args.command == "export":
+        return export_at_risk(args)
     if args.command == "run":
         env = Settings.from_env()
         settings = Settings(
