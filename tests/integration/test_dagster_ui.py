@@ -132,6 +132,7 @@ def test_the_graph_runs_from_landing_to_dashboard_in_named_groups(nodes):
     assert groups["marts/kpi_churn"] == "marts"
     assert groups["marts/billing_anomalies"] == "quality"
     assert groups["publish/kpi_dashboard"] == "publish"
+    assert groups["publish/at_risk_exports"] == "publish"
     assert all(node["description"] for node in nodes.values()), "every asset says what it is"
 
 
