@@ -159,6 +159,8 @@ def dashboard_page(settings: Settings) -> Path:
 
 
 def print_where(settings: Settings) -> None:
+    from orchestration.defs.publish.exports_asset import export_set_dir
+
     print("\nWhere things are:")
     print(f"  landing folder : {settings.landing_dir}")
     print(f"  warehouse      : {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
@@ -167,9 +169,10 @@ def print_where(settings: Settings) -> None:
     page = dashboard_page(settings)
     if page.exists():
         print(f"  dashboard      : {page}  (opens in any browser, offline)")
-    exports = settings.output_dir / "exports"
-    if exports.exists():
-        print(f"  exports        : {exports}")
+    at_risk = export_set_dir(settings.output_dir)
+    if (at_risk / "manifest.json").exists():
+        print(f"  at-risk exports: {at_risk}  (one CSV + Parquet per segment; manifest.json lists them)")
+        print("                   filter: billing-analytics export at-risk --segment company_size=enterprise --top 50")
     print("  Dagster UI     : make ui  (then open http://127.0.0.1:3000)")
 
 
