@@ -172,7 +172,7 @@ def print_where(settings: Settings) -> None:
     at_risk = export_set_dir(settings.output_dir)
     if (at_risk / "manifest.json").exists():
         print(f"  at-risk exports: {at_risk}  (one CSV + Parquet per segment; manifest.json lists them)")
-        print("                   filter: billing-analytics export at-risk --segment company_size=enterprise --top 50")
+        print("                   filter: .venv/bin/billing-analytics export at-risk --segment company_size=enterprise")
     print("  Dagster UI     : make ui  (then open http://127.0.0.1:3000)")
 
 
