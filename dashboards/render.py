@@ -462,18 +462,16 @@ def _legend_html(entries: list[tuple[str, str, str]], kind: str, attributes: str
 def _segment_legends_html(segments: dict[str, list[str]]) -> str:
     """One legend per dimension for every segment line chart on the page (same colours and shapes),
     shown with its dimension only; none for a dimension of one value (`all`)."""
-    return "".join(
-        _legend_html(
-            [
-                (segment_style(index, value)[0], segment_style(index, value)[2], segment_label(value))
-                for index, value in enumerate(values)
-            ],
-            "line",
-            f"data-dimension='{html.escape(dimension)}' hidden",
-        )
-        for dimension, values in segments.items()
-        if len(values) > 1
-    )
+    legends = []
+    for dimension, values in segments.items():
+        if len(values) < 2:
+            continue
+        entries = []
+        for index, value in enumerate(values):
+            colour, _, glyph = segment_style(index, value)
+            entries.append((colour, glyph, segment_label(value)))
+        legends.append(_legend_html(entries, "line", f"data-dimension='{html.escape(dimension)}' hidden"))
+    return "".join(legends)
 
 
 def _severity_legend_html() -> str:
