@@ -158,6 +158,23 @@ def dashboard_page(settings: Settings) -> Path:
     return dashboard_dir(settings.output_dir) / PAGE_NAME
 
 
+def write_dashboard_snapshot(settings: Settings) -> None:
+    """A PNG of the published page beside it (dashboards.snapshot), when Chromium is installed;
+    a snapshot problem is printed, never raised: the HTML page is the product."""
+    page = dashboard_page(settings)
+    if not page.exists():
+        return
+    try:
+        from dashboards.snapshot import write_snapshot
+
+        snapshot = write_snapshot(page)
+    except Exception as error:  # Playwright missing or the page failed to load: say so, go on
+        print(f"No dashboard snapshot: {error!r}", file=sys.stderr)
+        return
+    if snapshot is None:
+        print("No dashboard snapshot: Chromium is not installed (apt-get install chromium)", file=sys.stderr)
+
+
 def print_where(settings: Settings) -> None:
     from orchestration.defs.publish.exports_asset import export_set_dir
 
@@ -169,6 +186,9 @@ def print_where(settings: Settings) -> None:
     page = dashboard_page(settings)
     if page.exists():
         print(f"  dashboard      : {page}  (opens in any browser, offline)")
+        snapshot = page.with_name("dashboard.png")
+        if snapshot.exists():
+            print(f"  snapshot       : {snapshot}  (PNG of the page, 1366 px wide)")
     at_risk = export_set_dir(settings.output_dir)
     if (at_risk / "manifest.json").exists():
         print(f"  at-risk exports: {at_risk}  (one CSV + Parquet per segment; manifest.json lists them)")
@@ -293,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         if not settings.landing_dir.is_dir():
             parser.error(f"landing folder {settings.landing_dir} does not exist")
         ok = run(settings)
+        if ok:
+            write_dashboard_snapshot(settings)
         print_where(settings)
         return 0 if ok else 1
     # demo: a fresh world and warehouse every time, so the demo is repeatable
@@ -302,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     for stale in (settings.warehouse_path, settings.warehouse_path.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
     ok = run(settings)
+    if ok:
+        write_dashboard_snapshot(settings)
     print_where(settings)
     return 0 if ok else 1
 
