@@ -35,21 +35,27 @@ set TimeZone = 'UTC';
 -- JSON columns are named (as text) so that a value that is not of its
 -- column's type stays readable and is dropped by the row rules below.
 create or replace temp macro landed(source_name, json_columns) as table
-    select * from read_csv(
-        getvariable('landing') || '/' || source_name || '/*.csv*',
-        all_varchar = true, header = true, delim = ',', quote = '"', escape = '"',
-        union_by_name = true, allow_empty = true, filename = true
-    )
+    select *
+    from
+        read_csv(
+            getvariable('landing') || '/' || source_name || '/*.csv*',
+            all_varchar = true, header = true, delim = ',', quote = '"', escape = '"',
+            union_by_name = true, allow_empty = true, filename = true
+        )
     union all by name
-    select * from read_json(
-        getvariable('landing') || '/' || source_name || '/*.jsonl*',
-        format = 'newline_delimited', columns = json_columns, allow_empty = true, filename = true
-    )
+    select *
+    from
+        read_json(
+            getvariable('landing') || '/' || source_name || '/*.jsonl*',
+            format = 'newline_delimited', columns = json_columns, allow_empty = true, filename = true
+        )
     union all by name
-    select columns(*)::varchar from read_parquet(
-        getvariable('landing') || '/' || source_name || '/*.parquet',
-        union_by_name = true, allow_empty = true, filename = true
-    );
+    select cast(columns(*) as varchar)
+    from
+        read_parquet(
+            getvariable('landing') || '/' || source_name || '/*.parquet',
+            union_by_name = true, allow_empty = true, filename = true
+        );
 
 -- Blank is missing; timestamps are UTC (no offset means UTC); money is exact.
 create or replace temp macro present(value) as nullif(trim(value), '');
@@ -72,7 +78,7 @@ delivered as (
         try_cast(rate_date as date) as rate_date,
         currency,
         try_cast(usd_per_unit as double) as usd_per_unit
-    from landed('fx_rates', {rate_date: 'varchar', currency: 'varchar', usd_per_unit: 'varchar'})
+    from landed('fx_rates', { rate_date: 'varchar', currency: 'varchar', usd_per_unit: 'varchar' })
 
 ),
 
@@ -307,40 +313,51 @@ with
 
 activity as (
 
-    select issued_at as occurred_at from invoices where status <> 'draft'
+    select issued_at as occurred_at
+    from invoices
+    where status <> 'draft'
+
     union all
-    select attempted_at from payments
+
+    select attempted_at as occurred_at
+    from payments
+
     union all
-    select issued_at from credit_notes
+
+    select issued_at as occurred_at
+    from credit_notes
 
 ),
 
-bounds as (
+months as (
 
     select
-        cast(date_trunc('month', min(occurred_at)) as date) as first_month,
-        cast(date_trunc('month', max(occurred_at)) as date) as last_month
+        unnest(generate_series(
+            date_trunc('month', min(occurred_at)), date_trunc('month', max(occurred_at)), interval 1 month
+        )) as month_start_at
     from activity
 
 )
 
 select
-    cast(months.month as date) as month,
-    cast(months.month + interval 1 month as timestamp) as next_month_start_at,
-    datediff('day', months.month, months.month + interval 1 month) as days_in_month
-from bounds
-cross join lateral (
-    select unnest(generate_series(bounds.first_month, bounds.last_month, interval 1 month)) as month
-) as months;
+    cast(month_start_at as date) as month,
+    cast(month_start_at + interval 1 month as timestamp) as next_month_start_at,
+    datediff('day', month_start_at, month_start_at + interval 1 month) as days_in_month
+from months;
 
 create or replace temp table error_rate as
 with
 
 error_invoice_ids as (
 
-    select invoice_id from credit_notes where reason in ('billing_error', 'duplicate_charge')
+    select invoice_id
+    from credit_notes
+    where reason in ('billing_error', 'duplicate_charge')
+
     union
-    select invoice_id from support_tickets
+
+    select invoice_id
+    from support_tickets
     where subcategory in ('duplicate_charge', 'wrong_amount', 'missing_discount', 'wrong_tax')
 
 ),
@@ -355,7 +372,7 @@ issued as (
     left join error_invoice_ids
         on invoices.invoice_id = error_invoice_ids.invoice_id
     where invoices.status <> 'draft'
-    group by 1
+    group by month
 
 )
 
@@ -380,16 +397,27 @@ credit_sales as (
         sum(to_usd(total_amount, usd_per_unit)) as credit_sales_usd
     from invoices
     where status not in ('draft', 'void')
-    group by 1
+    group by month
 
 ),
 
 -- what settles an invoice: succeeded payments and credit notes, at face value
 settlements as (
 
-    select invoice_id, attempted_at as applied_at, amount from payments where status = 'succeeded'
+    select
+        invoice_id,
+        attempted_at as applied_at,
+        amount
+    from payments
+    where status = 'succeeded'
+
     union all
-    select invoice_id, issued_at, amount from credit_notes
+
+    select
+        invoice_id,
+        issued_at as applied_at,
+        amount
+    from credit_notes
 
 ),
 
@@ -411,22 +439,27 @@ receivables as (
 
 ),
 
+-- settled through each instant (documents of one instant together)
+running_settlements as (
+
+    select
+        invoice_id,
+        applied_at,
+        sum(amount) over (partition by invoice_id order by applied_at) as settled_through
+    from settlements
+
+),
+
 -- settlements only lower a balance: once settled, an invoice stays settled
 closings as (
 
     select
         receivables.invoice_id,
-        min(running.applied_at) as closed_at
+        min(running_settlements.applied_at) as closed_at
     from receivables
-    inner join (
-        select
-            invoice_id,
-            applied_at,
-            sum(amount) over (partition by invoice_id order by applied_at) as settled_through
-        from settlements
-    ) as running
-        on receivables.invoice_id = running.invoice_id
-    where running.settled_through >= receivables.total_amount
+    inner join running_settlements
+        on receivables.invoice_id = running_settlements.invoice_id
+    where running_settlements.settled_through >= receivables.total_amount
     group by receivables.invoice_id
 
 ),
@@ -457,6 +490,7 @@ open_month_ends as (
 balances as (
 
     select
+        open_month_ends.invoice_id,
         open_month_ends.month,
         open_month_ends.usd_per_unit,
         open_month_ends.total_amount - coalesce(sum(settlements.amount), 0) as balance_amount
@@ -464,8 +498,11 @@ balances as (
     left join settlements
         on
             open_month_ends.invoice_id = settlements.invoice_id
-            and settlements.applied_at < open_month_ends.next_month_start_at
-    group by open_month_ends.invoice_id, open_month_ends.month, open_month_ends.usd_per_unit,
+            and open_month_ends.next_month_start_at > settlements.applied_at
+    group by
+        open_month_ends.invoice_id,
+        open_month_ends.month,
+        open_month_ends.usd_per_unit,
         open_month_ends.total_amount
 
 ),
@@ -512,51 +549,82 @@ from filled;
 create or replace temp table reporting_months as
 with
 
-bounds as (
+first_start as (
+
+    select min(effective_at) as first_started_at
+    from subscription_events
+    where event_type in ('created', 'reactivated')
+
+),
+
+latest_event as (
+
+    select max(effective_at) as latest_at
+    from subscription_events
+
+),
+
+latest_invoice as (
+
+    select max(issued_at) as latest_at
+    from invoices
+
+),
+
+months as (
 
     select
-        date_trunc('month', (select min(effective_at) from subscription_events
-            where event_type in ('created', 'reactivated'))) as first_month_start_at,
-        date_trunc('month', greatest(
-            (select max(effective_at) from subscription_events),
-            (select max(issued_at) from invoices)
-        )) as last_month_start_at
+        unnest(generate_series(
+            date_trunc('month', first_start.first_started_at),
+            date_trunc(
+                'month',
+                case
+                    when latest_invoice.latest_at > latest_event.latest_at then latest_invoice.latest_at
+                    else latest_event.latest_at
+                end
+            ),
+            interval 1 month
+        )) as month_start_at
+    from first_start
+    cross join latest_event
+    cross join latest_invoice
 
 )
 
 select
-    cast(months.month_start_at as date) as month,
-    cast(months.month_start_at as timestamp) as month_start_at,
-    cast(months.month_start_at + interval 1 month as timestamp) as next_month_start_at
-from bounds
-cross join lateral (
-    select unnest(generate_series(bounds.first_month_start_at, bounds.last_month_start_at, interval 1 month))
-        as month_start_at
-) as months;
+    cast(month_start_at as date) as month,
+    cast(month_start_at as timestamp) as month_start_at,
+    cast(month_start_at + interval 1 month as timestamp) as next_month_start_at
+from months;
 
 create or replace temp table churn as
 with
 
--- A subscription is live from a created / reactivated event until its next
--- start or end event; at one instant ends apply before starts.
+-- A subscription's start and end events in order; at one instant ends apply
+-- before starts.
+lifecycle as (
+
+    select
+        customer_id,
+        event_type in ('created', 'reactivated') as is_start,
+        effective_at,
+        lead(effective_at) over (
+            partition by subscription_id
+            order by effective_at, case when event_type in ('cancelled', 'lapsed') then 1 else 2 end, event_id
+        ) as next_change_at
+    from subscription_events
+    where event_type in ('created', 'reactivated', 'cancelled', 'lapsed')
+
+),
+
+-- live from a start until the subscription's next start or end
 live_spans as (
 
     select
         customer_id,
-        live_from,
-        live_until
-    from (
-        select
-            customer_id,
-            event_type in ('created', 'reactivated') as is_start,
-            effective_at as live_from,
-            lead(effective_at) over (
-                partition by subscription_id
-                order by effective_at, case when event_type in ('cancelled', 'lapsed') then 1 else 2 end, event_id
-            ) as live_until
-        from subscription_events
-        where event_type in ('created', 'reactivated', 'cancelled', 'lapsed')
-    )
+        effective_at as live_from,
+        next_change_at as live_until
+    from lifecycle
     where is_start
 
 ),
@@ -570,7 +638,7 @@ active_at_start as (
     from reporting_months
     inner join live_spans
         on
-            live_spans.live_from <= reporting_months.month_start_at
+            reporting_months.month_start_at >= live_spans.live_from
             and (live_spans.live_until is null or reporting_months.month_start_at < live_spans.live_until)
 
 ),
@@ -583,7 +651,7 @@ active_at_end as (
     from reporting_months
     inner join live_spans
         on
-            live_spans.live_from <= reporting_months.next_month_start_at
+            reporting_months.next_month_start_at >= live_spans.live_from
             and (live_spans.live_until is null or reporting_months.next_month_start_at < live_spans.live_until)
 
 ),
