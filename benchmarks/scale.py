@@ -337,6 +337,16 @@ def dbt_node_category(unique_id: str) -> str:
     return DBT_MODELS
 
 
+def dbt_node_name(unique_id: str) -> str:
+    """A readable name: a data test's unique id ends in a hash, a unit test's names its model."""
+    kind, _package, *rest = unique_id.split(".")
+    if kind == "test":
+        return f"test {rest[0]}"
+    if kind == "unit_test":
+        return f"unit test {rest[0]}.{rest[-1]}"
+    return rest[-1]
+
+
 def shared_seconds(windows: Sequence[tuple[str, float, float]]) -> dict[str, float]:
     """Seconds per label of overlapping (label, start, end) windows: an instant when k windows
     are open counts 1/k for each, so the labels add up to the time any window is open."""
@@ -482,9 +492,18 @@ def dbt_summary(pipeline: dict) -> dict:
             "shared_seconds": round(shares.get(category, 0.0), 2),
             "busy_seconds": round(sum(n["execution_time"] for n in mine), 2),
         }
+    # by dbt resource type: model, seed, test (data tests), unit_test
+    by_type = shared_seconds([(n["unique_id"].split(".")[0], n["start"], n["end"]) for n in nodes])
     slowest = sorted(nodes, key=lambda n: n["end"] - n["start"], reverse=True)[:10]
     return {
         "categories": summary,
+        "resource_types": {
+            kind: {
+                "nodes": sum(n["unique_id"].split(".")[0] == kind for n in nodes),
+                "shared_seconds": round(seconds, 2),
+            }
+            for kind, seconds in sorted(by_type.items())
+        },
         "threads": len({n["thread"] for n in nodes if n["thread"]}),
         "slowest": [{"node": n["unique_id"], "seconds": round(n["end"] - n["start"], 2)} for n in slowest],
     }
@@ -803,8 +822,16 @@ def _render_size(s: dict) -> list[str]:
             f"({_fmt(c['busy_seconds'], 1)} s busy)"
             for name, c in dbt["categories"].items()
         )
+        + ". By resource type: "
+        + (
+            ", ".join(
+                f"{kind} {c['nodes']} ({_fmt(c['shared_seconds'], 1)} s)"
+                for kind, c in dbt.get("resource_types", {}).items()
+            )
+            or "-"
+        )
         + ". Slowest nodes: "
-        + ", ".join(f"{n['node'].split('.')[-1]} {n['seconds']} s" for n in dbt["slowest"][:5])
+        + ", ".join(f"{dbt_node_name(n['node'])} {n['seconds']} s" for n in dbt["slowest"][:5])
         + ".",
         "",
         "Checks recorded in quality.check_runs by this run: "
