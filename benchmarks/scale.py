@@ -555,8 +555,47 @@ def measure_size(customers: int, months: int, root: Path, interval: float) -> di
     print(f"{label}: running the pipeline (log: {paths.logs / 'pipeline.log'}) ...", flush=True)
     pipeline_worker = run_worker("pipeline", ["--size-root", str(paths.root)], paths, interval)
     pipeline = pipeline_worker.result
-    if pipeline is None:
-        raise SystemExit(f"the pipeline worker for {label} wrote no result; see {pipeline_worker.log}")
+    world_info = {
+        "start": world.start.isoformat(),
+        "last_month": LAST_MONTH.isoformat(),
+        "seed": SEED,
+        "anomaly_rate": world.anomaly_rate,
+        "batches_per_source": delivery.batches_per_source,
+        "bad_row_rate": delivery.bad_row_rate,
+        "root": str(paths.root),
+    }
+    generate_stage = {
+        "present": True,
+        "skipped_steps": 0,
+        "seconds": generation["seconds"],
+        "share": None,
+        "peak_rss_mib": generation["peak_rss_mib"],
+        "steps": 0,
+        "detail": {} if generation["generated"] else {"reused world, generated": generation["measured_at"]},
+    }
+    if pipeline is None:  # killed (out of memory?) or crashed before writing its result: report what is known
+        error = f"its worker exited with {pipeline_worker.exit_code} and wrote no result; see {pipeline_worker.log}"
+        print(f"{label}: {error}", flush=True)
+        return {
+            "customers": customers,
+            "months": months,
+            "world": world_info,
+            "generation": generation,
+            "rows": {},
+            "rows_in_files": None,
+            "pipeline": {
+                "succeeded": False,
+                "error": error,
+                "seconds": round(pipeline_worker.seconds, 2),
+                "rows_per_second": None,
+                "peak_rss_mib": peak_mib(pipeline_worker.samples),
+                "failed_steps": [],
+                "skipped_steps": [],
+            },
+            "stages": {GENERATE: generate_stage},
+            "steps": [],
+            "baseline": {"seconds": None, "ratio": None, "error": "not run: the pipeline did not finish"},
+        }
     print(f"{label}: running the plain-SQL baseline ...", flush=True)
     baseline_worker = run_worker(
         "baseline",
@@ -567,33 +606,14 @@ def measure_size(customers: int, months: int, root: Path, interval: float) -> di
     baseline = baseline_worker.result or {"seconds": None, "error": f"no result; see {baseline_worker.log}"}
 
     samples = [s for s in pipeline_worker.samples if pipeline["started_at"] <= s.at <= pipeline["finished_at"]]
-    stages = {
-        GENERATE: {
-            "present": True,
-            "skipped_steps": 0,
-            "seconds": generation["seconds"],
-            "share": None,
-            "peak_rss_mib": generation["peak_rss_mib"],
-            "steps": 0,
-            "detail": {} if generation["generated"] else {"reused world, generated": generation["measured_at"]},
-        },
-        **stage_table(pipeline, samples, interval),
-    }
+    stages = {GENERATE: generate_stage, **stage_table(pipeline, samples, interval)}
     total = pipeline["finished_at"] - pipeline["started_at"]
     rows_in_files = sum(s["rows_in_files"] for s in pipeline["rows"].values())
     baseline_seconds = baseline.get("seconds")
     record = {
         "customers": customers,
         "months": months,
-        "world": {
-            "start": world.start.isoformat(),
-            "last_month": LAST_MONTH.isoformat(),
-            "seed": SEED,
-            "anomaly_rate": world.anomaly_rate,
-            "batches_per_source": delivery.batches_per_source,
-            "bad_row_rate": delivery.bad_row_rate,
-            "root": str(paths.root),
-        },
+        "world": world_info,
         "generation": generation,
         "rows": {
             name: {**counts, "clean_rows_generated": generation["clean_rows"].get(name)}
@@ -741,7 +761,7 @@ def render(report: dict) -> str:
             else (f"no: {len(baseline.get('differences') or [])} values differ" if "equal" in baseline else "-")
         )
         lines.append(
-            f"| {s['customers']:,} x {s['months']} | {s['rows_in_files']:,} | {_fmt(pipeline['seconds'])}"
+            f"| {s['customers']:,} x {s['months']} | {_fmt(s['rows_in_files'], 0)} | {_fmt(pipeline['seconds'])}"
             f"{'' if pipeline['succeeded'] else ' (FAILED)'} | {_fmt(pipeline['rows_per_second'], 0)} "
             f"| {_fmt(pipeline['peak_rss_mib'], 0)} | {_fmt(baseline.get('seconds'), 2)} "
             f"| {_fmt(baseline.get('ratio'), 1, 'x')} | {agree} |"
@@ -772,12 +792,25 @@ ran (during dbt: the whole process tree, whatever ran alongside)."""
 def _render_size(s: dict) -> list[str]:
     generation, world, pipeline, baseline = s["generation"], s["world"], s["pipeline"], s["baseline"]
     made = "generated for this run" if generation["generated"] else f"reused (generated {generation['measured_at']})"
-    lines = [
-        f"## {s['customers']:,} customers x {s['months']} months",
-        "",
+    world_line = (
         f"World from {world['start']} to {world['last_month']}, seed {world['seed']}, anomaly rate "
         f"{world['anomaly_rate']}, bad-row rate {world['bad_row_rate']}, {world['batches_per_source']} batch "
-        f"files per source; {made}. Pipeline {'succeeded' if pipeline['succeeded'] else 'FAILED'}"
+        f"files per source; {made}."
+    )
+    heading = f"## {s['customers']:,} customers x {s['months']} months"
+    if pipeline.get("error"):
+        return [
+            heading,
+            "",
+            f"{world_line} Generated in {_fmt(generation['seconds'])} s (peak "
+            f"{_fmt(generation['peak_rss_mib'], 0)} MiB). **The pipeline did not finish** after "
+            f"{_fmt(pipeline['seconds'])} s, peak {_fmt(pipeline['peak_rss_mib'], 0)} MiB: {pipeline['error']}.",
+            "",
+        ]
+    lines = [
+        heading,
+        "",
+        f"{world_line} Pipeline {'succeeded' if pipeline['succeeded'] else 'FAILED'}"
         + (f" (failed steps: {', '.join(pipeline['failed_steps'])})" if pipeline["failed_steps"] else "")
         + (f" (skipped: {', '.join(pipeline['skipped_steps'])})" if pipeline["skipped_steps"] else "")
         + f": **{_fmt(pipeline['seconds'])} s**, {_fmt(pipeline['rows_per_second'], 0)} rows / s, "
@@ -1149,7 +1182,7 @@ def main(argv: list[str] | None = None) -> int:
         record = measure_size(customers, args.months, args.root.resolve(), interval)
         report["sizes"].append(record)
         ok = ok and record["pipeline"]["succeeded"] and bool(record["baseline"].get("equal"))
-        if not report["duckdb"]:
+        if not report["duckdb"] and "loader_duckdb" in record:
             warehouse = SizePaths(Path(record["world"]["root"])).settings.warehouse_path
             report["duckdb"] = {
                 "loader (orchestration/lib/warehouse.py)": record["loader_duckdb"],
