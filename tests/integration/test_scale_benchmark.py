@@ -30,6 +30,7 @@ from benchmarks.scale import (
     run_baseline,
     shared_seconds,
 )
+from orchestration.lib.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, PROJECT_ROOT
 from orchestration.lib.warehouse import open_warehouse
 from tests.integration.conftest import KPI_WORLD
 
@@ -190,6 +191,11 @@ def test_both_duckdb_connections_run_under_the_configured_memory_limit(smoke):
     for who, found in settings.items():
         assert found["memory_limit"] == expected, who
         assert found["temp_directory"].endswith("warehouse.duckdb.tmp"), who  # spills beside the warehouse
+
+
+def test_the_dbt_profile_defaults_to_the_loaders_memory_limit():
+    profile = (PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text()
+    assert f"env_var('BILLING_DUCKDB_MEMORY_LIMIT', '') or '{DEFAULT_DUCKDB_MEMORY_LIMIT}'" in profile
 
 
 def test_the_markdown_report_has_a_table_per_size_and_the_targets(smoke):
