@@ -8,7 +8,7 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/seeds dbt_project/tests -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: demo test lint ui venv manifest clean
+.PHONY: demo test lint ui venv manifest clean bench bench-300k
 
 demo: $(INSTALLED) $(MANIFEST)
 	$(BIN)/billing-analytics demo
@@ -27,6 +27,14 @@ ui: $(INSTALLED) $(MANIFEST)
 
 venv: $(INSTALLED)
 manifest: $(MANIFEST)
+
+# The scale ladder (1k, 10k, 100k customers x 36 months) -> docs/reports/scale.{md,json};
+# e.g. make bench BENCH_ARGS='--note "quiet machine"'
+bench: $(INSTALLED) $(MANIFEST)
+	$(BIN)/python benchmarks/scale.py $(BENCH_ARGS)
+
+bench-300k: $(INSTALLED) $(MANIFEST)
+	$(BIN)/python benchmarks/scale.py --include-300k $(BENCH_ARGS)
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
