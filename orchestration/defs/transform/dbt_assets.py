@@ -14,21 +14,45 @@ also puts the seed in an op of its own, names the ops by position
 (billing_dbt_models_2, _3) and passes every model on the command line;
 two named selections are explicit and cheaper. A selection by graph, not by
 tag, cannot miss a new model.
+
+Each op plans its build from meta.dbt_builds (orchestration/lib/build_state.py):
+a full refresh when nothing is recorded or the project or policy changed, an
+incremental build (var raw_batch_watermark, dbt_project/macros/incremental.sql)
+when new batches were loaded, and for the first op no build at all when
+nothing changed: it then yields no output, so Dagster skips everything
+downstream of the marts (the sBG fit, the second op, the mart checks, the
+dashboard). Unit tests run in the test suite (tests/integration/test_dbt_unit_tests.py),
+not in production builds: they test the SQL, which a run does not change.
 """
 
 import json
+import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.lib.build_state import (
+    FULL,
+    INCREMENTAL,
+    SKIP,
+    BuildPlan,
+    code_fingerprint,
+    last_build,
+    loaded_batches,
+    plan_build,
+    record_build,
+)
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, record_check_runs
+from orchestration.lib.contract import SOURCE_NAMES
 from orchestration.lib.dbt_results import dbt_test_check_runs
 from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.warehouse import open_warehouse
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Under `dagster dev` this runs `dbt parse` (with the dbt on PATH: `make ui` puts
@@ -80,14 +104,64 @@ def dbt_policy_vars() -> dict[str, Any]:
 
 # Tables that Python assets write and dbt reads back, and every node downstream of them.
 AFTER_PYTHON_SELECTION = "source:value+"
+BUILD_OP = "billing_dbt_models"
+AFTER_PYTHON_OP = "billing_dbt_models_after_python"
+# Unit tests check the SQL on fixed rows; dbt's advice is to run them in development
+# and CI only. tests/integration/test_dbt_unit_tests.py runs every one of them.
+PRODUCTION_EXCLUDES = ["--exclude-resource-type", "unit_test"]
 
 
-def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """`dbt build`, streamed as Dagster events; its test results are then kept in
-    quality.check_runs, whether the build passed or failed."""
+class _SkippedBuildChecks(logging.Filter):
+    """Drops Dagster's warning that a dbt test of the first op "emitted no result": it
+    emits none when its build is skipped, and every step downstream is skipped too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"emitted no result in step '{BUILD_OP}'" not in record.getMessage()
+
+
+# The logger of dagster/_core/execution/plan/active.py, which decides what a run skips.
+logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedBuildChecks())
+
+
+def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str, Any]):
+    """The build plan of `dbt_op`, the loaded batches it would reflect and the code fingerprint."""
+    fingerprint = code_fingerprint(DBT_PROJECT_DIR, dbt_vars)
+    with warehouse.connect() as conn:
+        current = loaded_batches(conn, SOURCE_NAMES)
+        previous = last_build(conn, dbt_op)
+        later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
+    return plan_build(previous, current, fingerprint, later), current, fingerprint
+
+
+def dbt_build_args(plan: BuildPlan, dbt_vars: dict[str, Any]) -> list[str]:
+    """`dbt build` for the plan: --full-refresh, or the previous watermark as a var."""
+    if plan.action == INCREMENTAL:
+        dbt_vars = {**dbt_vars, "raw_batch_watermark": plan.watermark}
+    args = ["build", "--vars", json.dumps(dbt_vars), *PRODUCTION_EXCLUDES]
+    return [*args, "--full-refresh"] if plan.action == FULL else args
+
+
+def _dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    dbt_op: str,
+    may_skip: bool,
+):
+    """`dbt build` as planned, streamed as Dagster events; its test results are then kept
+    in quality.check_runs, whether the build passed or failed. A successful build of the
+    op's whole selection is recorded in meta.dbt_builds."""
     # The dbt profile reads the warehouse path from the same variable as settings.py.
     os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context)
+    dbt_vars = dbt_policy_vars()
+    plan, batches, fingerprint = plan_dbt_build(warehouse, dbt_op, dbt_vars)
+    if plan.action == SKIP and may_skip and not context.is_subset:
+        context.log.info(f"dbt build skipped: {plan.reason}.")
+        return
+    if plan.action == SKIP:  # a subset chosen by hand, or an op that never skips: build what changed
+        plan = BuildPlan(INCREMENTAL, plan.reason, plan.watermark or _watermark(batches))
+    context.log.info(f"dbt build, {plan.action}: {plan.reason}.")
+    invocation = dbt.cli(dbt_build_args(plan, dbt_vars), context=context)
     try:
         yield from invocation.stream()
     except BaseException:
@@ -96,6 +170,15 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
         _record_dbt_tests(context, invocation, warehouse, build_failed=True)
         raise
     _record_dbt_tests(context, invocation, warehouse, build_failed=False)
+    if context.is_subset:
+        context.log.info("A subset of the dbt models was built: the build state is left as it was.")
+        return
+    with warehouse.connect() as conn:
+        record_build(conn, context.run.run_id, dbt_op, plan.action, batches, fingerprint)
+
+
+def _watermark(batches: dict[str, int | None]) -> int:
+    return max((batch for batch in batches.values() if batch is not None), default=0)
 
 
 def _record_dbt_tests(
@@ -149,8 +232,9 @@ def _record_dbt_tests(
     pool=WAREHOUSE_POOL,
 )
 def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Builds (runs and tests) the dbt models: staging, intermediate and marts."""
-    yield from _dbt_build(context, dbt, warehouse)
+    """Builds (runs and tests) the dbt models: staging, intermediate and marts; only what
+    new landing batches change, and nothing when no batch was loaded since the last build."""
+    yield from _dbt_build(context, dbt, warehouse, BUILD_OP, may_skip=True)
 
 
 @dbt_assets(
@@ -158,11 +242,24 @@ def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
     project=dbt_project,
     dagster_dbt_translator=BillingDbtTranslator(),
     select=AFTER_PYTHON_SELECTION,
-    name="billing_dbt_models_after_python",
+    name=AFTER_PYTHON_OP,
     pool=WAREHOUSE_POOL,
 )
 def billing_dbt_models_after_python(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Builds the dbt models that read tables written by Python assets (source `value`)."""
-    yield from _dbt_build(context, dbt, warehouse)
+    yield from _dbt_build(context, dbt, warehouse, AFTER_PYTHON_OP, may_skip=False)
+
+
+def marts_current_note(result: dg.ExecuteInProcessResult, warehouse_path: str) -> str | None:
+    """When the run's dbt build was skipped (no new landing batches), a line saying the marts
+    are current as of which build; None when the run built, failed or never reached dbt."""
+    built = {event.asset_key for event in result.get_asset_materialization_events()}
+    succeeded = {event.step_key for event in result.get_step_success_events()}
+    if BUILD_OP not in succeeded or built & set(billing_dbt_models.keys):
+        return None
+    with open_warehouse(Path(warehouse_path)) as conn:
+        previous = last_build(conn, AFTER_PYTHON_OP)
+    when = f" of {previous.built_at:%Y-%m-%d %H:%M:%S} UTC" if previous else ""
+    return f"No new landing batches since the dbt build{when}: the marts and the dashboard are current."

@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='credit_note_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'credit_notes') }}
+    {{ raw_rows_to_stage(source('raw', 'credit_notes'), 'credit_note_id', document_date='issued_date') }}
 
 ),
 

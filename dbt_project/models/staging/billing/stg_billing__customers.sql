@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'customers') }}
+    {{ raw_rows_to_stage(source('raw', 'customers'), 'customer_id') }}
 
 ),
 

@@ -1,11 +1,19 @@
 {#- Invoice headers, newest version per invoice, with USD amounts at the
     rate of the issue date (the contract's FX rule; the one lookup join that
     staging allows itself, see DECISIONS.md). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='invoice_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'invoices') }}
+    {{ raw_rows_to_stage(source('raw', 'invoices'), 'invoice_id', document_date='issued_date') }}
 
 ),
 

@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='payment_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'payments') }}
+    {{ raw_rows_to_stage(source('raw', 'payments'), 'payment_id', document_date='attempted_date') }}
 
 ),
 

@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'subscription_events') }}
+    {{ raw_rows_to_stage(source('raw', 'subscription_events'), 'event_id') }}
 
 ),
 
