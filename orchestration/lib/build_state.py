@@ -155,12 +155,14 @@ def plan_build(
     current: Mapping[str, int | None],
     fingerprint: str,
     later_ops: Iterable[RecordedBuild | None] = (),
+    may_skip: bool = True,
 ) -> BuildPlan:
     """What the next build of a dbt op must do, given its last successful build.
 
     `later_ops` are the last builds of the ops that run after it in the same
     job: skipping this op skips them too, so it may skip only when they are
-    current as well."""
+    current as well. An op that runs only when the one before it built
+    (`may_skip` False) builds incrementally when nothing changed."""
     if previous is None:
         return BuildPlan(FULL, "no successful dbt build recorded in this warehouse")
     when = f"{previous.built_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -191,6 +193,12 @@ def plan_build(
         return BuildPlan(
             INCREMENTAL,
             f"no new landing batches since the build of {when}, but a later dbt step has not built them",
+            watermark=previous.watermark,
+        )
+    if not may_skip:
+        return BuildPlan(
+            INCREMENTAL,
+            f"no new landing batches since the build of {when}, but the dbt step before it built",
             watermark=previous.watermark,
         )
     return BuildPlan(SKIP, f"no new landing batches since the build of {when}; marts are current")

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import io
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -25,7 +26,7 @@ from billing_world.generate import generate_world
 from billing_world.simulate import WorldConfig
 from orchestration.lib.contract import SOURCES
 from orchestration.lib.settings import Settings
-from tests.integration.conftest import run_pipeline
+from tests.integration.conftest import policy_without_gate, run_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +46,10 @@ EXCLUDED_COLUMNS = {
 }
 
 
-def _run(settings: Settings) -> tuple[bool, str]:
+def _run(settings: Settings, policy: Path) -> tuple[bool, str]:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        ok = run_pipeline(settings)
+        ok = run_pipeline(settings, policy)
     return ok, printed.getvalue()
 
 
@@ -71,20 +72,22 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
     full = Settings(root / "full" / "landing", root / "full" / "warehouse.duckdb", root / "full" / "output")
     daily = Settings(root / "daily" / "landing", root / "daily" / "warehouse.duckdb", root / "daily" / "output")
+    # anomalies are injected at twice a real rate: the gate would (rightly) stop publication
+    policy = policy_without_gate(root)
     generate_world(full.landing_dir, WORLD, DELIVERY)
     shutil.copytree(full.landing_dir, daily.landing_dir)  # copy2: same bytes, sizes and mtimes
     held_back = held_back_files(daily.landing_dir)
     move_batch_files(held_back, daily.landing_dir, root / "held_back")
 
-    base_ok, _ = _run(daily)
+    base_ok, _ = _run(daily, policy)
     after_base = _manifest(daily)
     builds_after_base = _builds(daily)
     move_batch_files(held_back, root / "held_back", daily.landing_dir)
-    day_ok, _ = _run(daily)
+    day_ok, _ = _run(daily, policy)
     after_day = _manifest(daily)
     builds_after_day = _builds(daily)
-    idle_ok, idle_output = _run(daily)
-    full_ok, _ = _run(full)
+    idle_ok, idle_output = _run(daily, policy)
+    full_ok, _ = _run(full, policy)
     return {
         "full": full,
         "daily": daily,

@@ -123,14 +123,14 @@ class _SkippedBuildChecks(logging.Filter):
 logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedBuildChecks())
 
 
-def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str, Any]):
+def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str, Any], may_skip: bool):
     """The build plan of `dbt_op`, the loaded batches it would reflect and the code fingerprint."""
     fingerprint = code_fingerprint(DBT_PROJECT_DIR, dbt_vars)
     with warehouse.connect() as conn:
         current = loaded_batches(conn, SOURCE_NAMES)
         previous = last_build(conn, dbt_op)
         later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
-    return plan_build(previous, current, fingerprint, later), current, fingerprint
+    return plan_build(previous, current, fingerprint, later, may_skip), current, fingerprint
 
 
 def dbt_build_args(plan: BuildPlan, dbt_vars: dict[str, Any]) -> list[str]:
@@ -154,12 +154,11 @@ def _dbt_build(
     # The dbt profile reads the warehouse path from the same variable as settings.py.
     os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
     dbt_vars = dbt_policy_vars()
-    plan, batches, fingerprint = plan_dbt_build(warehouse, dbt_op, dbt_vars)
-    if plan.action == SKIP and may_skip and not context.is_subset:
+    # A subset chosen by hand is built even when nothing changed: someone asked for it.
+    plan, batches, fingerprint = plan_dbt_build(warehouse, dbt_op, dbt_vars, may_skip and not context.is_subset)
+    if plan.action == SKIP:
         context.log.info(f"dbt build skipped: {plan.reason}.")
         return
-    if plan.action == SKIP:  # a subset chosen by hand, or an op that never skips: build what changed
-        plan = BuildPlan(INCREMENTAL, plan.reason, plan.watermark or _watermark(batches))
     context.log.info(f"dbt build, {plan.action}: {plan.reason}.")
     invocation = dbt.cli(dbt_build_args(plan, dbt_vars), context=context)
     try:
@@ -175,10 +174,6 @@ def _dbt_build(
         return
     with warehouse.connect() as conn:
         record_build(conn, context.run.run_id, dbt_op, plan.action, batches, fingerprint)
-
-
-def _watermark(batches: dict[str, int | None]) -> int:
-    return max((batch for batch in batches.values() if batch is not None), default=0)
 
 
 def _record_dbt_tests(
