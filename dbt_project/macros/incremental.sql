@@ -1,15 +1,18 @@
 {#- Incremental runs (DECISIONS.md, "Incremental runs").
 
-    Orchestration passes var('raw_batch_watermark'): the highest raw `_batch_id`
+    Orchestration sets BILLING_RAW_BATCH_WATERMARK: the highest raw `_batch_id`
     that every incremental table already reflects (the watermark of the last
     successful build, meta.dbt_builds). Batch ids rise in load order across all
     sources (orchestration/lib/loader.py), so a raw row is new exactly when its
-    `_batch_id` is above the watermark. Without the var (a `dbt build` by hand)
-    nothing is assumed: every key counts as changed and the model is rebuilt
-    whole, which is slower but exact. -#}
+    `_batch_id` is above it. An environment variable, not a dbt var: a var that
+    changes every run would make dbt re-parse the whole project every run.
+    Without it (a `dbt build` by hand) nothing is assumed: every key counts as
+    changed and the model is rebuilt whole, which is slower but exact. -#}
 
 {% macro raw_batch_watermark() -%}
-    {{ return(var('raw_batch_watermark', none)) }}
+    {#- `is defined`: SQLFluff's templater has no env_var -#}
+    {%- set watermark = (env_var('BILLING_RAW_BATCH_WATERMARK', '') if env_var is defined else '') | trim -%}
+    {{ return(watermark | int if watermark else none) }}
 {%- endmacro %}
 
 

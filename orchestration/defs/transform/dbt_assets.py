@@ -17,7 +17,7 @@ tag, cannot miss a new model.
 
 Each op plans its build from meta.dbt_builds (orchestration/lib/build_state.py):
 a full refresh when nothing is recorded or the project or policy changed, an
-incremental build (var raw_batch_watermark, dbt_project/macros/incremental.sql)
+incremental build (BILLING_RAW_BATCH_WATERMARK, dbt_project/macros/incremental.sql)
 when new batches were loaded, and for the first op no build at all when
 nothing changed: it then yields no output, so Dagster skips everything
 downstream of the marts (the sBG fit, the second op, the mart checks, the
@@ -28,6 +28,7 @@ not in production builds: they test the SQL, which a run does not change.
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,9 @@ AFTER_PYTHON_OP = "billing_dbt_models_after_python"
 # Unit tests check the SQL on fixed rows; dbt's advice is to run them in development
 # and CI only. tests/integration/test_dbt_unit_tests.py runs every one of them.
 PRODUCTION_EXCLUDES = ["--exclude-resource-type", "unit_test"]
+# Read by dbt_project/macros/incremental.sql.
+WATERMARK_VARIABLE = "BILLING_RAW_BATCH_WATERMARK"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 class _SkippedBuildChecks(logging.Filter):
@@ -134,11 +138,32 @@ def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str
 
 
 def dbt_build_args(plan: BuildPlan, dbt_vars: dict[str, Any]) -> list[str]:
-    """`dbt build` for the plan: --full-refresh, or the previous watermark as a var."""
-    if plan.action == INCREMENTAL:
-        dbt_vars = {**dbt_vars, "raw_batch_watermark": plan.watermark}
+    """`dbt build` for the plan (--full-refresh for FULL); the watermark goes in the environment."""
     args = ["build", "--vars", json.dumps(dbt_vars), *PRODUCTION_EXCLUDES]
     return [*args, "--full-refresh"] if plan.action == FULL else args
+
+
+def dbt_build_environment(plan: BuildPlan) -> dict[str, str]:
+    """BILLING_RAW_BATCH_WATERMARK: the previous build's watermark when incremental, else empty
+    (set either way, so one op's value never leaks into the next op's build)."""
+    return {WATERMARK_VARIABLE: str(plan.watermark) if plan.action == INCREMENTAL else ""}
+
+
+def _share_partial_parse(invocation: DbtCliInvocation) -> None:
+    """Keep this invocation's partial-parse file where dagster-dbt looks for one.
+
+    dagster-dbt hands each invocation a copy of target/partial_parse.msgpack, written by
+    `dbt parse` without the policy vars and for another warehouse path; dbt then re-parses
+    the whole project every build (about 5 s). After a build, the file matches the vars,
+    profile and files of the next build (the second op, the next run), so dbt re-parses
+    only what changed; dbt itself checks that, and re-parses everything when anything differs."""
+    built = invocation.target_path / PARTIAL_PARSE_FILE
+    if not built.exists():
+        return
+    shared = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
+    with tempfile.NamedTemporaryFile(dir=shared.parent, prefix=".partial_parse.", delete=False) as copy:
+        copy.write(built.read_bytes())
+    os.replace(copy.name, shared)
 
 
 def _dbt_build(
@@ -160,6 +185,7 @@ def _dbt_build(
         context.log.info(f"dbt build skipped: {plan.reason}.")
         return
     context.log.info(f"dbt build, {plan.action}: {plan.reason}.")
+    os.environ.update(dbt_build_environment(plan))
     invocation = dbt.cli(dbt_build_args(plan, dbt_vars), context=context)
     try:
         yield from invocation.stream()
@@ -168,6 +194,9 @@ def _dbt_build(
         # build's own error (a recording problem is only logged here, never raised).
         _record_dbt_tests(context, invocation, warehouse, build_failed=True)
         raise
+    finally:
+        if invocation.process.poll() is not None:
+            _share_partial_parse(invocation)
     _record_dbt_tests(context, invocation, warehouse, build_failed=False)
     if context.is_subset:
         context.log.info("A subset of the dbt models was built: the build state is left as it was.")
