@@ -23,6 +23,26 @@
 {%- endmacro %}
 
 
+{#- A staged row's lineage: the watermark of the incremental build that last
+    (re)wrote it, null when a full build did. A row is new or changed for the
+    models downstream exactly when it is at or above the current watermark
+    (a failed build that wrote it used the same watermark). -#}
+{% macro restage_marker() -%}
+    {%- if is_partial_rebuild() -%}
+        cast({{ raw_batch_watermark() }} as bigint)
+    {%- else -%}
+        cast(null as bigint)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The rows of a staged relation that the running build (re)wrote. -#}
+{% macro restaged_rows(relation) -%}
+    select * from {{ relation }}
+    where restaged_after_batch_id >= {{ raw_batch_watermark() }}
+{%- endmacro %}
+
+
 {#- The strategy that replaces the rows of the keys a build recomputes, in
     one place per adapter: DuckDB deletes the keys and inserts them again;
     Spark needs `merge` (Delta or Iceberg tables: file_format='delta'). -#}
@@ -81,4 +101,31 @@
             where delivered._batch_id > {{ raw_batch_watermark() }}
         )
     {%- endif %}
+{%- endmacro %}
+
+
+{#- A model's input rows: all of them in a full build; in a partial one those
+    whose key is among `changed_keys` (a query), so the model recomputes the
+    rows the new batches can change and the strategy replaces them by key. -#}
+{% macro rows_to_rebuild(relation, key_column, changed_keys) -%}
+    {%- if not is_partial_rebuild() %}
+        select * from {{ relation }}
+    {%- else %}
+        select * from {{ relation }}
+        where {{ key_column }} in ({{ changed_keys }})
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Invoices whose payments changed in this build: the invoice of each restaged
+    payment, and the invoice it was on before (read from the model's own table,
+    `previous`), in case a new version moved the payment to another invoice. -#}
+{% macro invoices_with_restaged_payments(previous) -%}
+    select restaged_payments.invoice_id
+    from ({{ restaged_rows(ref('stg_billing__payments')) }}) as restaged_payments
+    union all
+    select previous_rows.invoice_id
+    from {{ previous }} as previous_rows
+    inner join ({{ restaged_rows(ref('stg_billing__payments')) }}) as restaged_payments
+        on previous_rows.payment_id = restaged_payments.payment_id
 {%- endmacro %}

@@ -35,14 +35,26 @@ HELD_BACK_DAYS = 4  # the world's last days: 28..31 December, the 28th a billing
 DELIVERY = DeliveryConfig(batches_per_source=3, bad_row_rate=0.005, seed=31, held_back_days=HELD_BACK_DAYS)
 SCHEMAS = ("staging", "intermediate", "marts")
 # Columns that say when or in which load something happened, not what it is:
-# the sBG fit time, and the load-manifest id of a staged version (A loads the
-# held-back files after the rest, B in one run, so their batch ids differ).
+# the sBG fit time, the load-manifest id of a staged version (A loads the
+# held-back files after the rest, B in one run, so their batch ids differ) and
+# the watermark of the incremental build that wrote a staged row (B has none).
+RESTAGED_MODELS = (
+    "stg_billing__credit_notes",
+    "stg_billing__customers",
+    "stg_billing__invoice_lines",
+    "stg_billing__invoices",
+    "stg_billing__payments",
+    "stg_billing__subscription_events",
+    "stg_support__tickets",
+    "stg_surveys__responses",
+)
 EXCLUDED_COLUMNS = {
     ("marts", "sbg_parameters", "fitted_at"),
     ("marts", "sbg_parameters_checked", "fitted_at"),
     ("marts", "sbg_residual_lifetimes", "fitted_at"),
     ("staging", "stg_billing__customers", "batch_id"),
     ("staging", "stg_finance__fx_rates", "batch_id"),
+    *(("staging", model, "restaged_after_batch_id") for model in RESTAGED_MODELS),
 }
 
 

@@ -36,7 +36,8 @@ final as (
         acquisition_channel,
         created_at,
         updated_at,
-        _batch_id as batch_id
+        _batch_id as batch_id,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

@@ -40,7 +40,8 @@ final as (
         period_start,
         period_end,
         tax_rate,
-        tax_amount
+        tax_amount,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

@@ -78,7 +78,8 @@ final as (
         {{ to_usd('subtotal_amount') }} as subtotal_usd,
         {{ to_usd('discount_amount') }} as discount_usd,
         {{ to_usd('tax_amount') }} as tax_usd,
-        {{ to_usd('total_amount') }} as total_usd
+        {{ to_usd('total_amount') }} as total_usd,
+        {{ restage_marker() }} as restaged_after_batch_id
     from converted
 
 )

@@ -35,7 +35,8 @@ final as (
         effective_at,
         reason,
         event_type in ('created', 'reactivated') as is_start,
-        event_type in ('cancelled', 'lapsed') as is_end
+        event_type in ('cancelled', 'lapsed') as is_end,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

@@ -36,7 +36,8 @@ final as (
         priority,
         status,
         channel,
-        satisfaction
+        satisfaction,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

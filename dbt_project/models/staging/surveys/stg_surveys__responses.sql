@@ -34,7 +34,8 @@ final as (
         score,
         responded_at,
         invoice_id,
-        comment
+        comment,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 
