@@ -142,8 +142,9 @@ def _print_publication(result, settings: Settings) -> None:
     if KPI_DASHBOARD_KEY in {event.asset_key for event in result.get_asset_materialization_events()}:
         print(f"Dashboard published: {dashboard_page(settings)}")
         return
-    if result.success and (current := marts_current_note(result, str(settings.warehouse_path))):
-        print(f"{current} Dashboard: {dashboard_page(settings)}")
+    current = marts_current_note(result, str(settings.warehouse_path), dashboard_page(settings))
+    if result.success and current:
+        print(current)
         return
     kept = " (the previous one is kept)" if dashboard_page(settings).exists() else ""
     print(f"Dashboard NOT updated by this run{kept}.", file=sys.stderr)

@@ -156,13 +156,17 @@ def plan_build(
     fingerprint: str,
     later_ops: Iterable[RecordedBuild | None] = (),
     may_skip: bool = True,
+    published_at: dt.datetime | None = None,
 ) -> BuildPlan:
     """What the next build of a dbt op must do, given its last successful build.
 
     `later_ops` are the last builds of the ops that run after it in the same
     job: skipping this op skips them too, so it may skip only when they are
-    current as well. An op that runs only when the one before it built
-    (`may_skip` False) builds incrementally when nothing changed."""
+    current as well, and when the dashboard was published (`published_at`)
+    after the last of them: otherwise a blocking check stopped publication,
+    and the run must evaluate the checks again rather than report success.
+    An op that runs only when the one before it built (`may_skip` False)
+    builds incrementally when nothing changed."""
     if previous is None:
         return BuildPlan(FULL, "no successful dbt build recorded in this warehouse")
     when = f"{previous.built_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -199,6 +203,14 @@ def plan_build(
         return BuildPlan(
             INCREMENTAL,
             f"no new landing batches since the build of {when}, but the dbt step before it built",
+            watermark=previous.watermark,
+        )
+    last_built = max([previous.built_at, *(later.built_at for later in later_ops if later is not None)])
+    if published_at is None or published_at < last_built:
+        return BuildPlan(
+            INCREMENTAL,
+            f"no new landing batches since the build of {when}, but the dashboard was not published after it "
+            "(a blocking check stopped it): the checks run again",
             watermark=previous.watermark,
         )
     return BuildPlan(SKIP, f"no new landing batches since the build of {when}; marts are current")

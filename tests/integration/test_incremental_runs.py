@@ -25,6 +25,7 @@ from billing_world.deliver import DeliveryConfig, held_back_files, move_batch_fi
 from billing_world.generate import generate_world
 from billing_world.simulate import WorldConfig
 from orchestration.lib.contract import SOURCES
+from orchestration.lib.policy import OPEN_GATE, write_policy_variant
 from orchestration.lib.settings import Settings
 from tests.integration.conftest import policy_without_gate, run_pipeline
 
@@ -58,7 +59,7 @@ EXCLUDED_COLUMNS = {
 }
 
 
-def _run(settings: Settings, policy: Path) -> tuple[bool, str]:
+def _run(settings: Settings, policy: Path | None = None) -> tuple[bool, str]:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         ok = run_pipeline(settings, policy)
@@ -216,3 +217,30 @@ def test_the_excluded_columns_exist(runs):
             conn.execute("select table_schema, table_name, column_name from information_schema.columns").fetchall()
         )
     assert found >= EXCLUDED_COLUMNS
+
+
+# Anomalies at five times a real rate: the shipped gate blocks publication.
+BLOCKED_WORLD = WorldConfig(customers=120, months=6, start=dt.date(2024, 1, 1), seed=11, anomaly_rate=0.05)
+
+
+def test_after_a_blocked_publication_an_idle_run_checks_again_and_a_policy_change_rebuilds(tmp_path):
+    settings = Settings(tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "output")
+    generate_world(settings.landing_dir, BLOCKED_WORLD, DeliveryConfig(batches_per_source=2, seed=11))
+    page = settings.output_dir / "dashboard" / "index.html"
+
+    blocked_ok, _ = _run(settings)
+    assert not blocked_ok and not page.exists(), "precondition: the anomaly gate blocks this world"
+    # no new files, but the last build was never published: the checks run (and block) again
+    again_ok, again_output = _run(settings)
+    assert not again_ok and not page.exists()
+    assert "are current" not in again_output
+    modes = [(op, mode) for _, op, mode in _builds(settings)]
+    assert modes[2:] == [("billing_dbt_models", "incremental"), ("billing_dbt_models_after_python", "incremental")]
+    # a changed policy (the gate opened) rebuilds everything and publishes
+    opened = write_policy_variant(tmp_path / "open_gate.yml", {"anomalies": {"gate": OPEN_GATE}})
+    opened_ok, _ = _run(settings, opened)
+    assert opened_ok and page.exists()
+    assert [mode for _, _, mode in _builds(settings)][4:] == ["full", "full"]
+    idle_ok, idle_output = _run(settings, opened)
+    assert idle_ok and "the marts and the dashboard are current" in idle_output
+    assert len(_builds(settings)) == 6

@@ -55,11 +55,23 @@ def test_a_source_that_had_no_batch_and_gets_one_is_new():
     assert (plan.action, plan.watermark) == (INCREMENTAL, 2)
 
 
-def test_nothing_new_skips_when_the_later_dbt_step_is_current_too():
+PUBLISHED_AT = BUILT_AT + dt.timedelta(minutes=1)
+
+
+def test_nothing_new_skips_when_the_later_dbt_step_is_current_and_the_dashboard_published_after_it():
     batches = {"customers": 2, "invoices": 5}
-    plan = plan_build(_build(batches), batches, "f1", later_ops=[_build(batches)])
+    plan = plan_build(_build(batches), batches, "f1", later_ops=[_build(batches)], published_at=PUBLISHED_AT)
     assert plan.action == SKIP
     assert plan.reason == "no new landing batches since the build of 2026-11-20 06:00:12 UTC; marts are current"
+
+
+@pytest.mark.parametrize("published_at", [None, BUILT_AT - dt.timedelta(days=1)], ids=["never", "before the build"])
+def test_nothing_new_still_builds_when_a_blocking_check_kept_the_dashboard_back(published_at):
+    """The run evaluates the checks again (and fails again) rather than report success."""
+    batches = {"customers": 2, "invoices": 5}
+    plan = plan_build(_build(batches), batches, "f1", later_ops=[_build(batches)], published_at=published_at)
+    assert (plan.action, plan.watermark) == (INCREMENTAL, 5)
+    assert "dashboard was not published" in plan.reason
 
 
 @pytest.mark.parametrize(

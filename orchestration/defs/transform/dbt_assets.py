@@ -25,6 +25,7 @@ dashboard). Unit tests run in the test suite (tests/integration/test_dbt_unit_te
 not in production builds: they test the SQL, which a run does not change.
 """
 
+import datetime as dt
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
+from dashboards.publish import PAGE_NAME, dashboard_dir
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.lib.build_state import (
     FULL,
@@ -129,12 +131,16 @@ logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedBuild
 
 def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str, Any], may_skip: bool):
     """The build plan of `dbt_op`, the loaded batches it would reflect and the code fingerprint."""
-    fingerprint = code_fingerprint(DBT_PROJECT_DIR, dbt_vars)
+    page = dashboard_dir(Path(warehouse.output_dir)) / PAGE_NAME
+    published_at = _utc_mtime(page) if page.exists() else None
+    # The whole policy, not only what dbt reads: a changed gate threshold must re-run the gate,
+    # which a skipped build would skip too.
+    fingerprint = code_fingerprint(DBT_PROJECT_DIR, {"dbt_vars": dbt_vars, "policy": load_policy()})
     with warehouse.connect() as conn:
         current = loaded_batches(conn, SOURCE_NAMES)
         previous = last_build(conn, dbt_op)
         later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
-    return plan_build(previous, current, fingerprint, later, may_skip), current, fingerprint
+    return plan_build(previous, current, fingerprint, later, may_skip, published_at), current, fingerprint
 
 
 def dbt_build_args(plan: BuildPlan, dbt_vars: dict[str, Any]) -> list[str]:
@@ -149,7 +155,7 @@ def dbt_build_environment(plan: BuildPlan) -> dict[str, str]:
     return {WATERMARK_VARIABLE: str(plan.watermark) if plan.action == INCREMENTAL else ""}
 
 
-def _share_partial_parse(invocation: DbtCliInvocation) -> None:
+def _share_partial_parse(context: dg.AssetExecutionContext, invocation: DbtCliInvocation) -> None:
     """Keep this invocation's partial-parse file where dagster-dbt looks for one.
 
     dagster-dbt hands each invocation a copy of target/partial_parse.msgpack, written by
@@ -158,12 +164,15 @@ def _share_partial_parse(invocation: DbtCliInvocation) -> None:
     profile and files of the next build (the second op, the next run), so dbt re-parses
     only what changed; dbt itself checks that, and re-parses everything when anything differs."""
     built = invocation.target_path / PARTIAL_PARSE_FILE
-    if not built.exists():
-        return
     shared = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
-    with tempfile.NamedTemporaryFile(dir=shared.parent, prefix=".partial_parse.", delete=False) as copy:
-        copy.write(built.read_bytes())
-    os.replace(copy.name, shared)
+    if not built.exists() or not shared.parent.is_dir():
+        return
+    try:  # replaced atomically: another process may be copying it right now
+        with tempfile.NamedTemporaryFile(dir=shared.parent, prefix=".partial_parse.", delete=False) as copy:
+            copy.write(built.read_bytes())
+        os.replace(copy.name, shared)
+    except OSError as error:  # only a speed-up: never fail a build over it
+        context.log.warning(f"Could not keep dbt's partial-parse file for the next build: {error!r}")
 
 
 def _dbt_build(
@@ -196,7 +205,7 @@ def _dbt_build(
         raise
     finally:
         if invocation.process.poll() is not None:
-            _share_partial_parse(invocation)
+            _share_partial_parse(context, invocation)
     _record_dbt_tests(context, invocation, warehouse, build_failed=False)
     if context.is_subset:
         context.log.info("A subset of the dbt models was built: the build state is left as it was.")
@@ -276,9 +285,9 @@ def billing_dbt_models_after_python(
     yield from _dbt_build(context, dbt, warehouse, AFTER_PYTHON_OP, may_skip=False)
 
 
-def marts_current_note(result: dg.ExecuteInProcessResult, warehouse_path: str) -> str | None:
-    """When the run's dbt build was skipped (no new landing batches), a line saying the marts
-    are current as of which build; None when the run built, failed or never reached dbt."""
+def marts_current_note(result: dg.ExecuteInProcessResult, warehouse_path: str, dashboard: Path) -> str | None:
+    """When the run's dbt build was skipped (no new landing batches since a build whose dashboard
+    was published), the line that says so; None when the run built, failed or never reached dbt."""
     built = {event.asset_key for event in result.get_asset_materialization_events()}
     succeeded = {event.step_key for event in result.get_step_success_events()}
     if BUILD_OP not in succeeded or built & set(billing_dbt_models.keys):
@@ -286,4 +295,8 @@ def marts_current_note(result: dg.ExecuteInProcessResult, warehouse_path: str) -
     with open_warehouse(Path(warehouse_path)) as conn:
         previous = last_build(conn, AFTER_PYTHON_OP)
     when = f" of {previous.built_at:%Y-%m-%d %H:%M:%S} UTC" if previous else ""
-    return f"No new landing batches since the dbt build{when}: the marts and the dashboard are current."
+    return f"No new landing batches since the dbt build{when}: the marts and the dashboard are current: {dashboard}"
+
+
+def _utc_mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
