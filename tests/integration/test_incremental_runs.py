@@ -219,13 +219,10 @@ def test_the_excluded_columns_exist(runs):
     assert found >= EXCLUDED_COLUMNS
 
 
-# Anomalies at five times a real rate: the shipped gate blocks publication.
-BLOCKED_WORLD = WorldConfig(customers=120, months=6, start=dt.date(2024, 1, 1), seed=11, anomaly_rate=0.05)
-
-
-def test_after_a_blocked_publication_an_idle_run_checks_again_and_a_policy_change_rebuilds(tmp_path):
+def test_after_a_blocked_publication_an_idle_run_checks_again_and_a_policy_change_rebuilds(runs, tmp_path):
+    """WORLD's anomalies, at twice a real rate, put more revenue at stake than the shipped gate allows."""
     settings = Settings(tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "output")
-    generate_world(settings.landing_dir, BLOCKED_WORLD, DeliveryConfig(batches_per_source=2, seed=11))
+    shutil.copytree(runs["full"].landing_dir, settings.landing_dir)
     page = settings.output_dir / "dashboard" / "index.html"
 
     blocked_ok, _ = _run(settings)

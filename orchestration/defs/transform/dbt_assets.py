@@ -136,10 +136,12 @@ def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str
     # The whole policy, not only what dbt reads: a changed gate threshold must re-run the gate,
     # which a skipped build would skip too.
     fingerprint = code_fingerprint(DBT_PROJECT_DIR, {"dbt_vars": dbt_vars, "policy": load_policy()})
-    with warehouse.connect() as conn:
-        current = loaded_batches(conn, SOURCE_NAMES)
-        previous = last_build(conn, dbt_op)
-        later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
+    current, previous, later = dict.fromkeys(SOURCE_NAMES), None, []
+    if Path(warehouse.warehouse_path).exists():  # else nothing was ever loaded or built: a full build
+        with warehouse.connect() as conn:
+            current = loaded_batches(conn, SOURCE_NAMES)
+            previous = last_build(conn, dbt_op)
+            later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
     return plan_build(previous, current, fingerprint, later, may_skip, published_at), current, fingerprint
 
 
