@@ -26,6 +26,7 @@ How values are written:
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import hashlib
 import io
@@ -87,6 +88,9 @@ class DeliveryConfig:
     bad_row_rate: float = 0.002  # share of extra contract-breaking rows (0 = none)
     duplicate_batch: bool = True  # re-deliver one batch's exact bytes under another name
     update_batch: bool = True  # a last batch with newer versions of earlier rows
+    # Hold the world's last N days back as their own batches (kind `day`), loading last:
+    # land the other files first and these later to exercise a daily incremental run.
+    held_back_days: int = 0
     seed: int = 7
 
 
@@ -127,13 +131,14 @@ def deliver_world(
     landing = Path(landing_dir)
     sources = [name for name in SOURCE_NAMES if name in tables]
     _prepare(landing, sources, replace)
+    held_back_from = final_day(tables) - dt.timedelta(days=config.held_back_days - 1) if config.held_back_days else None
 
     batch_rows: list[dict] = []
     bad_truth: list[pl.DataFrame] = []
     update_truth: list[pl.DataFrame] = []
     for index, source in enumerate(sources):
         rng = np.random.default_rng([config.seed, index])
-        batches, updates = _plan_source(source, index, tables, config, rng)
+        batches, updates = _plan_source(source, index, tables, config, rng, held_back_from)
         update_truth.append(updates)
         for batch in batches:
             data = _render(batch)
@@ -164,7 +169,7 @@ BATCHES_SCHEMA = {
     "format": pl.String,
     "rows": pl.Int64,  # data rows in the file, bad rows included
     "bad_rows": pl.Int64,  # a duplicate repeats its original's, unlisted: the copy must not load
-    "kind": pl.String,  # normal | update | duplicate
+    "kind": pl.String,  # normal | update | duplicate | day (held_back_days: rows and versions of those days)
     "duplicate_of": pl.String,
     "timestamp_style": pl.String,  # Z | none | +00:00 | native
     "sha256": pl.String,
@@ -214,8 +219,18 @@ def format_for(source_index: int, seed: int, batch_index: int) -> str:
     return FORMATS[(source_index + seed + batch_index) % len(FORMATS)]
 
 
+def final_day(tables: dict[str, pl.DataFrame]) -> dt.date:
+    """The last day on which anything was delivered: the latest date of any source's slicing time."""
+    return max(_slice_times(source, tables).cast(pl.Date).max() for source in tables if tables[source].height)
+
+
 def _plan_source(
-    source: str, index: int, tables: dict[str, pl.DataFrame], config: DeliveryConfig, rng: np.random.Generator
+    source: str,
+    index: int,
+    tables: dict[str, pl.DataFrame],
+    config: DeliveryConfig,
+    rng: np.random.Generator,
+    held_back_from: dt.date | None = None,
 ) -> tuple[list[_Batch], pl.DataFrame]:
     clean = _with_currency(source, tables)
     if clean.height == 0:
@@ -227,46 +242,80 @@ def _plan_source(
     formats = [format_for(index, config.seed, b) for b in range(len(starts))]
     if len(formats) == 1 and formats[0] not in TEXT_FORMATS:
         formats = ["csv"]  # a lone batch must be able to carry type defects
+    slice_end = np.asarray(ends)[slice_of]
+    normal_slices = len(starts)
+    if held_back_from is not None:
+        # the held-back days are one more slice; a row keeps its own slice's cut for _earlier_versions
+        day_month = held_back_from.year * 12 + held_back_from.month - 1
+        slice_of = np.where((times.cast(pl.Date) >= held_back_from).to_numpy(), normal_slices, slice_of)
+        starts = [*starts, day_month]
+        formats.append(format_for(index, config.seed, normal_slices + 1))
 
     delivered, updated, changed = clean, np.zeros(clean.height, dtype=bool), None
     if config.update_batch and source in ("customers", "invoices"):
-        slice_end = np.asarray(ends)[slice_of]
-        delivered, updated, changed = _earlier_versions(source, clean, slice_end, rng)
+        delivered, updated, changed = _earlier_versions(source, clean, slice_end, rng, held_back_from)
 
     text_rows = np.array([fmt in TEXT_FORMATS for fmt in formats], dtype=bool)[slice_of]
     bad = make_bad_rows(source, delivered, text_rows, config.bad_row_rate, rng)
     bad_slice = slice_of[bad.template]
 
-    batches = []
+    slices = []
     for number, (start, fmt) in enumerate(zip(starts, formats, strict=True), start=1):
         rows = delivered.filter(pl.Series(slice_of == number - 1))
         mine = np.flatnonzero(bad_slice == number - 1)
         positions = np.sort(rng.choice(rows.height + len(mine), size=len(mine), replace=False))
         batch_bad = _take_bad(bad, mine)
         frame = _interleave(rows, batch_bad.frame, positions)
-        batches.append(_Batch(source, number, month_label(start), fmt, "normal", frame, batch_bad, positions))
+        kind = "normal" if number <= normal_slices else "day"
+        slices.append(_Batch(source, number, month_label(start), fmt, kind, frame, batch_bad, positions))
+    batches = [batch for batch in slices[:normal_slices] if batch.frame.height]
+    day_batches = [batch for batch in slices[normal_slices:] if batch.frame.height]
 
     updates = pl.DataFrame(schema=UPDATES_SCHEMA)
     if updated.any():
         newest = clean.filter(pl.Series(updated))
         version = SOURCES[source].version_column
+        # versions written on the held-back days arrive with them
+        on_day = (
+            (newest[version].cast(pl.Date) >= held_back_from).fill_null(False).to_numpy()
+            if held_back_from is not None
+            else np.zeros(newest.height, dtype=bool)
+        )
         latest = newest[version].max()
-        label_month = max(starts[-1], latest.year * 12 + latest.month - 1)
-        fmt = format_for(index, config.seed, len(starts))
-        update = _Batch(source, len(starts) + 1, month_label(label_month), fmt, "update", newest)
-        batches.append(update)
-        earlier_paths = [batches[s].path for s in slice_of[updated]]
+        label_month = max(starts[normal_slices - 1], latest.year * 12 + latest.month - 1)
+        update_batches = {}
+        for written_on_day, kind, offset in ((False, "update", 0), (True, "day", 1)):
+            rows = newest.filter(pl.Series(on_day == written_on_day))
+            if rows.height:
+                fmt = format_for(index, config.seed, normal_slices + offset)
+                update_batches[written_on_day] = _Batch(
+                    source, normal_slices + 1 + offset, month_label(label_month), fmt, kind, rows
+                )
+        if False in update_batches:
+            batches.append(update_batches[False])
+        if True in update_batches:
+            day_batches.append(update_batches[True])
+    _load_last(day_batches, after=batches)
+    if updated.any():
         updates = pl.DataFrame(
             {
                 "source": source,
                 "key": newest.select(_key_text(source))["key"],
-                "earlier_batch_file": earlier_paths,
-                "update_batch_file": update.path,
+                "earlier_batch_file": [slices[s].path for s in slice_of[updated]],
+                "update_batch_file": [update_batches[bool(d)].path for d in on_day],
                 "changed_columns": changed[updated],
             },
             schema=UPDATES_SCHEMA,
         )
-    return batches, updates
+    return batches + day_batches, updates
+
+
+def _load_last(day_batches: list[_Batch], after: list[_Batch]) -> None:
+    """Number and label the held-back days' batches so their paths sort after every other batch."""
+    last_label = max((batch.label for batch in (*after, *day_batches)), default="")
+    last_number = max((batch.number for batch in after), default=0)
+    for number, batch in enumerate(day_batches, start=last_number + 1):
+        batch.number, batch.label = number, last_label
 
 
 def _with_currency(source: str, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -295,15 +344,26 @@ def _slice_times(source: str, tables: dict[str, pl.DataFrame]) -> pl.Series:
 
 
 def _earlier_versions(
-    source: str, clean: pl.DataFrame, slice_end: np.ndarray, rng: np.random.Generator
+    source: str,
+    clean: pl.DataFrame,
+    slice_end: np.ndarray,
+    rng: np.random.Generator,
+    held_back_from: dt.date | None = None,
 ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """Rows as first delivered, which rows get their newer (clean) version later, and what changed.
 
     The earlier version is older by `updated_at`, so newest-wins and
-    last-batch-wins agree on the clean row.
+    last-batch-wins agree on the clean row. With held-back days, a row
+    delivered before them but changed during them also goes out in its
+    earlier version first, as a daily export would have sent it.
     """
+    changed_while_held_back = pl.lit(False)
+    if held_back_from is not None:
+        start = dt.datetime.combine(held_back_from, dt.time())
+        created = "created_at" if source == "customers" else "issued_at"
+        changed_while_held_back = (pl.col(created) < start) & (pl.col("updated_at") >= start)
     if source == "customers":
-        return _earlier_customers(clean, rng)
+        return _earlier_customers(clean, rng, clean.select(changed_while_held_back.fill_null(False)).to_series())
     # invoices settled after the batch they were issued in was cut went out `open` first
     settled_at = pl.coalesce(
         pl.when(pl.col("status") == status).then(pl.col(column)) for status, column in SETTLED_AT.items()
@@ -312,7 +372,9 @@ def _earlier_versions(
     picked = (
         clean.select(
             (
-                settled_at.is_not_null() & (pl.col("updated_at") > pl.col("issued_at")) & (settled_at >= cut_at)
+                settled_at.is_not_null()
+                & (pl.col("updated_at") > pl.col("issued_at"))
+                & ((settled_at >= cut_at) | changed_while_held_back)
             ).fill_null(False)
         )
         .to_series()
@@ -331,10 +393,13 @@ def _earlier_versions(
     return earlier, picked, changed
 
 
-def _earlier_customers(clean: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """A share of customers edited after creation first arrive with their old size or channel."""
+def _earlier_customers(
+    clean: pl.DataFrame, rng: np.random.Generator, changed_while_held_back: pl.Series
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """A share of customers edited after creation (and every one edited during held-back days)
+    first arrive with their old size or channel."""
     eligible = (clean["updated_at"] > clean["created_at"]).fill_null(False).to_numpy()
-    picked = eligible & (rng.random(clean.height) < CUSTOMER_UPDATE_SHARE)
+    picked = eligible & ((rng.random(clean.height) < CUSTOMER_UPDATE_SHARE) | changed_while_held_back.to_numpy())
     if eligible.any() and not picked.any():
         picked[rng.choice(np.flatnonzero(eligible))] = True
     channels = sorted(clean["acquisition_channel"].drop_nulls().unique().to_list())
@@ -545,6 +610,8 @@ def _check_config(config: DeliveryConfig) -> None:
         raise ValueError("batches_per_source must be at least 1")
     if not 0 <= config.bad_row_rate < 1:
         raise ValueError("bad_row_rate must be in [0, 1)")
+    if config.held_back_days < 0:
+        raise ValueError("held_back_days must be 0 (none) or more")
 
 
 def _check_tables(tables: dict[str, pl.DataFrame]) -> None:
@@ -579,3 +646,21 @@ def _prepare(landing: Path, sources: list[str], replace: bool) -> None:
         raise FileExistsError(f"landing batches are immutable; not writing over {existing[0]} (use replace=True)")
     for folder in existing:
         shutil.rmtree(folder)
+
+
+# --- held-back days -------------------------------------------------------
+
+
+def held_back_files(landing_dir: Path) -> list[str]:
+    """The held-back days' batch files (DeliveryConfig.held_back_days), relative to the
+    landing folder, in load order, as `_truth/batches.csv` lists them."""
+    batches = pl.read_csv(Path(landing_dir) / TRUTH_FOLDER / "batches.csv", schema_overrides=BATCHES_SCHEMA)
+    return sorted(batches.filter(pl.col("kind") == "day")["batch_file"].to_list())
+
+
+def move_batch_files(files: list[str], from_dir: Path, to_dir: Path) -> None:
+    """Move batch files between landing folders, keeping their relative paths (and mtimes)."""
+    for name in files:
+        target = Path(to_dir) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(Path(from_dir) / name, target)

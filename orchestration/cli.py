@@ -137,9 +137,14 @@ def print_quality_report(settings: Settings, run_id: str) -> None:
 def _print_publication(result, settings: Settings) -> None:
     """Whether this run published the dashboard, and if not, which blocking check stopped it."""
     from orchestration.defs.publish.dashboard_asset import KPI_DASHBOARD_KEY
+    from orchestration.defs.transform.dbt_assets import marts_current_note
 
     if KPI_DASHBOARD_KEY in {event.asset_key for event in result.get_asset_materialization_events()}:
         print(f"Dashboard published: {dashboard_page(settings)}")
+        return
+    current = marts_current_note(result, str(settings.warehouse_path), dashboard_page(settings))
+    if result.success and current:
+        print(current)
         return
     kept = " (the previous one is kept)" if dashboard_page(settings).exists() else ""
     print(f"Dashboard NOT updated by this run{kept}.", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""After a full pipeline run, every dbt test is in quality.check_runs and in the HTML report."""
+"""After a full pipeline run, every dbt data test is in quality.check_runs and in the HTML report."""
 
 from __future__ import annotations
 
@@ -37,18 +37,19 @@ def _manifest_unit_test_names() -> list[str]:
     return [node["name"] for node in _manifest()["unit_tests"].values()]
 
 
-def _manifest_test_names() -> Counter:
+def _manifest_data_test_names() -> Counter:
     data_tests = [node["name"] for node in _manifest()["nodes"].values() if node["resource_type"] == "test"]
-    unit_tests = _manifest_unit_test_names()
-    assert data_tests and unit_tests
-    return Counter(data_tests + unit_tests)
+    assert data_tests
+    return Counter(data_tests)
 
 
-def test_one_row_per_dbt_test_node_of_the_manifest(dbt_rows):
+def test_one_row_per_data_test_of_the_manifest_and_none_for_unit_tests(dbt_rows):
+    """Unit tests run in the test suite (test_dbt_unit_tests.py), not in production builds."""
     _, rows = dbt_rows
-    expected = _manifest_test_names()
+    expected = _manifest_data_test_names()
     assert len(rows) == sum(expected.values())
     assert Counter(name for _, name, _, _, _ in rows) == expected
+    assert not {name for _, name, _, _, _ in rows} & set(_manifest_unit_test_names())
 
 
 def test_each_row_sits_on_the_asset_of_the_dagster_check_for_the_same_test(dbt_rows):
@@ -62,15 +63,9 @@ def test_each_row_sits_on_the_asset_of_the_dagster_check_for_the_same_test(dbt_r
         for key in assets.check_keys
     }
     assert dagster_checks and dagster_checks <= recorded
-    # dagster-dbt makes no check of unit tests, nor of tests on sources (the ingest assets own raw/*)
-    unit_tests = set(_manifest_unit_test_names())
-    others = {(asset, name) for asset, name in recorded - dagster_checks if name not in unit_tests}
+    # dagster-dbt makes no check of tests on sources (the ingest assets own raw/*)
+    others = recorded - dagster_checks
     assert others and {asset.split("/")[0] for asset, _ in others} == {"raw"}
-    # a unit test sits on the model it tests
-    assert (
-        "staging/stg_finance__fx_rates",
-        "fx_rates_carry_a_validity_window_and_the_newest_delivery_of_a_rate_wins",
-    ) in recorded
 
 
 def test_the_html_report_names_every_dbt_test_and_the_run(dbt_rows, kpi_world):

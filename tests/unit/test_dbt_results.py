@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from orchestration.defs.resources import WarehouseResource
-from orchestration.defs.transform.dbt_assets import _dbt_build
+from orchestration.defs.transform.dbt_assets import BUILD_OP, _dbt_build
 from orchestration.lib.dbt_results import dbt_test_check_runs
 
 PROJECT = "billing_analytics"
@@ -216,6 +216,7 @@ class _Log:
 
 class _Context:
     run = SimpleNamespace(run_id="run-under-test")
+    is_subset = False
 
     def __init__(self) -> None:
         self.log = _Log()
@@ -263,7 +264,7 @@ def _build(tmp_path: Path, error: Exception | None, run_results: dict | None, mo
     events = []
     raised = None
     try:
-        for event in _dbt_build(context, _Dbt(_Invocation(target, error)), warehouse):
+        for event in _dbt_build(context, _Dbt(_Invocation(target, error)), warehouse, BUILD_OP, may_skip=False):
             events.append(event)
     except Exception as exc:
         raised = exc

@@ -1,11 +1,21 @@
 {#- One row per payment attempt, sequenced within its invoice by time: the
     first attempt, and retries (an attempt that follows a failed one; the
-    second part of a split payment follows a success, so it is no retry). -#}
+    second part of a split payment follows a success, so it is no retry).
+    Incremental: a build resequences every payment of each invoice whose
+    payments it restaged (a new attempt renumbers the later ones). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='payment_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 payments as (
 
-    select * from {{ ref('stg_billing__payments') }}
+    {{ rows_to_rebuild(ref('stg_billing__payments'), 'invoice_id', invoices_with_restaged_payments(this)) }}
 
 ),
 

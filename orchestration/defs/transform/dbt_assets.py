@@ -14,21 +14,48 @@ also puts the seed in an op of its own, names the ops by position
 (billing_dbt_models_2, _3) and passes every model on the command line;
 two named selections are explicit and cheaper. A selection by graph, not by
 tag, cannot miss a new model.
+
+Each op plans its build from meta.dbt_builds (orchestration/lib/build_state.py):
+a full refresh when nothing is recorded or the project or policy changed, an
+incremental build (BILLING_RAW_BATCH_WATERMARK, dbt_project/macros/incremental.sql)
+when new batches were loaded, and for the first op no build at all when
+nothing changed: it then yields no output, so Dagster skips everything
+downstream of the marts (the sBG fit, the second op, the mart checks, the
+dashboard). Unit tests run in the test suite (tests/integration/test_dbt_unit_tests.py),
+not in production builds: they test the SQL, which a run does not change.
 """
 
+import datetime as dt
 import json
+import logging
 import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
+from dashboards.publish import PAGE_NAME, dashboard_dir
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.lib.build_state import (
+    FULL,
+    INCREMENTAL,
+    SKIP,
+    BuildPlan,
+    code_fingerprint,
+    last_build,
+    loaded_batches,
+    plan_build,
+    record_build,
+)
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, record_check_runs
+from orchestration.lib.contract import SOURCE_NAMES
 from orchestration.lib.dbt_results import dbt_test_check_runs
 from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.warehouse import open_warehouse
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Under `dagster dev` this runs `dbt parse` (with the dbt on PATH: `make ui` puts
@@ -80,14 +107,97 @@ def dbt_policy_vars() -> dict[str, Any]:
 
 # Tables that Python assets write and dbt reads back, and every node downstream of them.
 AFTER_PYTHON_SELECTION = "source:value+"
+BUILD_OP = "billing_dbt_models"
+AFTER_PYTHON_OP = "billing_dbt_models_after_python"
+# Unit tests check the SQL on fixed rows; dbt's advice is to run them in development
+# and CI only. tests/integration/test_dbt_unit_tests.py runs every one of them.
+PRODUCTION_EXCLUDES = ["--exclude-resource-type", "unit_test"]
+# Read by dbt_project/macros/incremental.sql.
+WATERMARK_VARIABLE = "BILLING_RAW_BATCH_WATERMARK"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
-def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """`dbt build`, streamed as Dagster events; its test results are then kept in
-    quality.check_runs, whether the build passed or failed."""
+class _SkippedBuildChecks(logging.Filter):
+    """Drops Dagster's warning that a dbt test of the first op "emitted no result": it
+    emits none when its build is skipped, and every step downstream is skipped too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"emitted no result in step '{BUILD_OP}'" not in record.getMessage()
+
+
+# The logger of dagster/_core/execution/plan/active.py, which decides what a run skips.
+logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedBuildChecks())
+
+
+def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str, Any], may_skip: bool):
+    """The build plan of `dbt_op`, the loaded batches it would reflect and the code fingerprint."""
+    page = dashboard_dir(Path(warehouse.output_dir)) / PAGE_NAME
+    published_at = _utc_mtime(page) if page.exists() else None
+    # The whole policy, not only what dbt reads: a changed gate threshold must re-run the gate,
+    # which a skipped build would skip too.
+    fingerprint = code_fingerprint(DBT_PROJECT_DIR, {"dbt_vars": dbt_vars, "policy": load_policy()})
+    current, previous, later = dict.fromkeys(SOURCE_NAMES), None, []
+    if Path(warehouse.warehouse_path).exists():  # else nothing was ever loaded or built: a full build
+        with warehouse.connect() as conn:
+            current = loaded_batches(conn, SOURCE_NAMES)
+            previous = last_build(conn, dbt_op)
+            later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
+    return plan_build(previous, current, fingerprint, later, may_skip, published_at), current, fingerprint
+
+
+def dbt_build_args(plan: BuildPlan, dbt_vars: dict[str, Any]) -> list[str]:
+    """`dbt build` for the plan (--full-refresh for FULL); the watermark goes in the environment."""
+    args = ["build", "--vars", json.dumps(dbt_vars), *PRODUCTION_EXCLUDES]
+    return [*args, "--full-refresh"] if plan.action == FULL else args
+
+
+def dbt_build_environment(plan: BuildPlan) -> dict[str, str]:
+    """BILLING_RAW_BATCH_WATERMARK: the previous build's watermark when incremental, else empty
+    (set either way, so one op's value never leaks into the next op's build)."""
+    return {WATERMARK_VARIABLE: str(plan.watermark) if plan.action == INCREMENTAL else ""}
+
+
+def _share_partial_parse(context: dg.AssetExecutionContext, invocation: DbtCliInvocation) -> None:
+    """Keep this invocation's partial-parse file where dagster-dbt looks for one.
+
+    dagster-dbt hands each invocation a copy of target/partial_parse.msgpack, written by
+    `dbt parse` without the policy vars and for another warehouse path; dbt then re-parses
+    the whole project every build (about 5 s). After a build, the file matches the vars,
+    profile and files of the next build (the second op, the next run), so dbt re-parses
+    only what changed; dbt itself checks that, and re-parses everything when anything differs."""
+    built = invocation.target_path / PARTIAL_PARSE_FILE
+    shared = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
+    if not built.exists() or not shared.parent.is_dir():
+        return
+    try:  # replaced atomically: another process may be copying it right now
+        with tempfile.NamedTemporaryFile(dir=shared.parent, prefix=".partial_parse.", delete=False) as copy:
+            copy.write(built.read_bytes())
+        os.replace(copy.name, shared)
+    except OSError as error:  # only a speed-up: never fail a build over it
+        context.log.warning(f"Could not keep dbt's partial-parse file for the next build: {error!r}")
+
+
+def _dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    dbt_op: str,
+    may_skip: bool,
+):
+    """`dbt build` as planned, streamed as Dagster events; its test results are then kept
+    in quality.check_runs, whether the build passed or failed. A successful build of the
+    op's whole selection is recorded in meta.dbt_builds."""
     # The dbt profile reads the warehouse path from the same variable as settings.py.
     os.environ["BILLING_WAREHOUSE_PATH"] = warehouse.warehouse_path
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_policy_vars())], context=context)
+    dbt_vars = dbt_policy_vars()
+    # A subset chosen by hand is built even when nothing changed: someone asked for it.
+    plan, batches, fingerprint = plan_dbt_build(warehouse, dbt_op, dbt_vars, may_skip and not context.is_subset)
+    if plan.action == SKIP:
+        context.log.info(f"dbt build skipped: {plan.reason}.")
+        return
+    context.log.info(f"dbt build, {plan.action}: {plan.reason}.")
+    os.environ.update(dbt_build_environment(plan))
+    invocation = dbt.cli(dbt_build_args(plan, dbt_vars), context=context)
     try:
         yield from invocation.stream()
     except BaseException:
@@ -95,7 +205,15 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
         # build's own error (a recording problem is only logged here, never raised).
         _record_dbt_tests(context, invocation, warehouse, build_failed=True)
         raise
+    finally:
+        if invocation.process.poll() is not None:
+            _share_partial_parse(context, invocation)
     _record_dbt_tests(context, invocation, warehouse, build_failed=False)
+    if context.is_subset:
+        context.log.info("A subset of the dbt models was built: the build state is left as it was.")
+        return
+    with warehouse.connect() as conn:
+        record_build(conn, context.run.run_id, dbt_op, plan.action, batches, fingerprint)
 
 
 def _record_dbt_tests(
@@ -149,8 +267,9 @@ def _record_dbt_tests(
     pool=WAREHOUSE_POOL,
 )
 def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Builds (runs and tests) the dbt models: staging, intermediate and marts."""
-    yield from _dbt_build(context, dbt, warehouse)
+    """Builds (runs and tests) the dbt models: staging, intermediate and marts; only what
+    new landing batches change, and nothing when no batch was loaded since the last build."""
+    yield from _dbt_build(context, dbt, warehouse, BUILD_OP, may_skip=True)
 
 
 @dbt_assets(
@@ -158,11 +277,28 @@ def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
     project=dbt_project,
     dagster_dbt_translator=BillingDbtTranslator(),
     select=AFTER_PYTHON_SELECTION,
-    name="billing_dbt_models_after_python",
+    name=AFTER_PYTHON_OP,
     pool=WAREHOUSE_POOL,
 )
 def billing_dbt_models_after_python(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Builds the dbt models that read tables written by Python assets (source `value`)."""
-    yield from _dbt_build(context, dbt, warehouse)
+    yield from _dbt_build(context, dbt, warehouse, AFTER_PYTHON_OP, may_skip=False)
+
+
+def marts_current_note(result: dg.ExecuteInProcessResult, warehouse_path: str, dashboard: Path) -> str | None:
+    """When the run's dbt build was skipped (no new landing batches since a build whose dashboard
+    was published), the line that says so; None when the run built, failed or never reached dbt."""
+    built = {event.asset_key for event in result.get_asset_materialization_events()}
+    succeeded = {event.step_key for event in result.get_step_success_events()}
+    if BUILD_OP not in succeeded or built & set(billing_dbt_models.keys):
+        return None
+    with open_warehouse(Path(warehouse_path)) as conn:
+        previous = last_build(conn, AFTER_PYTHON_OP)
+    when = f" of {previous.built_at:%Y-%m-%d %H:%M:%S} UTC" if previous else ""
+    return f"No new landing batches since the dbt build{when}: the marts and the dashboard are current: {dashboard}"
+
+
+def _utc_mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)

@@ -1,10 +1,27 @@
 {#- One row per payment attempt (failed ones included), with USD at the attempt
-    date's rate and the currency of the invoice it pays. -#}
+    date's rate and the currency of the invoice it pays.
+    Incremental: a build recomputes the payments of each invoice whose payments
+    (and so attempt sequence) or header (currency) it restaged. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='payment_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
+{%- set changed_invoice_ids -%}
+    {{ invoices_with_restaged_payments(this) }}
+    union all
+    select restaged_invoices.invoice_id
+    from ({{ restaged_rows(ref('stg_billing__invoices')) }}) as restaged_invoices
+{%- endset %}
+
 with
 
 attempts as (
 
-    select * from {{ ref('int_invoice_payment_attempts') }}
+    {{ rows_to_rebuild(ref('int_invoice_payment_attempts'), 'invoice_id', changed_invoice_ids) }}
 
 ),
 

@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='credit_note_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'credit_notes') }}
+    {{ raw_rows_to_stage(source('raw', 'credit_notes'), 'credit_note_id', document_date='issued_date') }}
 
 ),
 
@@ -42,7 +50,8 @@ final as (
     select
         latest.*,
         {{ usd_per_unit('fx_rates', 'latest.currency') }} as usd_per_unit,
-        {{ to_usd('latest.amount', usd_per_unit('fx_rates', 'latest.currency')) }} as amount_usd
+        {{ to_usd('latest.amount', usd_per_unit('fx_rates', 'latest.currency')) }} as amount_usd,
+        {{ restage_marker() }} as restaged_after_batch_id
     from latest
     left join fx_rates
         on {{ fx_rate_join('fx_rates', 'latest.currency', 'latest.issued_date') }}

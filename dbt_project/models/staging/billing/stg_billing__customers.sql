@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'customers') }}
+    {{ raw_rows_to_stage(source('raw', 'customers'), 'customer_id') }}
 
 ),
 
@@ -28,7 +36,8 @@ final as (
         acquisition_channel,
         created_at,
         updated_at,
-        _batch_id as batch_id
+        _batch_id as batch_id,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

@@ -1,10 +1,18 @@
 {#- Lines carry no currency or date of their own: USD conversion happens
     where they meet their invoice (fct_invoice_lines). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='line_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'invoice_lines') }}
+    {{ raw_rows_to_stage(source('raw', 'invoice_lines'), 'line_id') }}
 
 ),
 
@@ -32,7 +40,8 @@ final as (
         period_start,
         period_end,
         tax_rate,
-        tax_amount
+        tax_amount,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

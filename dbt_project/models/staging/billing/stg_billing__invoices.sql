@@ -1,11 +1,19 @@
 {#- Invoice headers, newest version per invoice, with USD amounts at the
     rate of the issue date (the contract's FX rule; the one lookup join that
     staging allows itself, see DECISIONS.md). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='invoice_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'invoices') }}
+    {{ raw_rows_to_stage(source('raw', 'invoices'), 'invoice_id', document_date='issued_date') }}
 
 ),
 
@@ -70,7 +78,8 @@ final as (
         {{ to_usd('subtotal_amount') }} as subtotal_usd,
         {{ to_usd('discount_amount') }} as discount_usd,
         {{ to_usd('tax_amount') }} as tax_usd,
-        {{ to_usd('total_amount') }} as total_usd
+        {{ to_usd('total_amount') }} as total_usd,
+        {{ restage_marker() }} as restaged_after_batch_id
     from converted
 
 )

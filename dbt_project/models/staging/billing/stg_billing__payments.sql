@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='payment_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'payments') }}
+    {{ raw_rows_to_stage(source('raw', 'payments'), 'payment_id', document_date='attempted_date') }}
 
 ),
 
@@ -47,7 +55,8 @@ final as (
     select
         latest.*,
         {{ usd_per_unit('fx_rates', 'latest.currency') }} as usd_per_unit,
-        {{ to_usd('latest.amount', usd_per_unit('fx_rates', 'latest.currency')) }} as amount_usd
+        {{ to_usd('latest.amount', usd_per_unit('fx_rates', 'latest.currency')) }} as amount_usd,
+        {{ restage_marker() }} as restaged_after_batch_id
     from latest
     left join fx_rates
         on {{ fx_rate_join('fx_rates', 'latest.currency', 'latest.attempted_date') }}

@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'subscription_events') }}
+    {{ raw_rows_to_stage(source('raw', 'subscription_events'), 'event_id') }}
 
 ),
 
@@ -27,7 +35,8 @@ final as (
         effective_at,
         reason,
         event_type in ('created', 'reactivated') as is_start,
-        event_type in ('cancelled', 'lapsed') as is_end
+        event_type in ('cancelled', 'lapsed') as is_end,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

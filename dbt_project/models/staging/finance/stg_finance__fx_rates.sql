@@ -20,7 +20,8 @@ latest as (
     select
         rate_date,
         currency,
-        usd_per_unit
+        usd_per_unit,
+        _batch_id as batch_id
     from versioned
     where version_rank = 1
 
@@ -33,7 +34,8 @@ final as (
         currency,
         usd_per_unit,
         rate_date as valid_from,
-        lead(rate_date) over (partition by currency order by rate_date) as valid_to
+        lead(rate_date) over (partition by currency order by rate_date) as valid_to,
+        batch_id
     from latest
 
 )

@@ -1,8 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='ticket_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'support_tickets') }}
+    {{ raw_rows_to_stage(source('raw', 'support_tickets'), 'ticket_id') }}
 
 ),
 
@@ -28,7 +36,8 @@ final as (
         priority,
         status,
         channel,
-        satisfaction
+        satisfaction,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 

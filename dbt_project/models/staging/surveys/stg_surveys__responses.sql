@@ -1,10 +1,18 @@
 {#- Free-text comments are personal data: kept here for analysts with
     warehouse access, never published (dashboards and exports drop them). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='response_id',
+        incremental_strategy=upsert_strategy()
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'survey_responses') }}
+    {{ raw_rows_to_stage(source('raw', 'survey_responses'), 'response_id') }}
 
 ),
 
@@ -26,7 +34,8 @@ final as (
         score,
         responded_at,
         invoice_id,
-        comment
+        comment,
+        {{ restage_marker() }} as restaged_after_batch_id
     from versioned
     where version_rank = 1
 
