@@ -150,6 +150,12 @@ def record_build(
     )
 
 
+def missing_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[tuple[str, str]]) -> list[str]:
+    """`schema.table` of each (schema, table) the warehouse does not hold."""
+    found = set(conn.execute("select table_schema, table_name from information_schema.tables").fetchall())
+    return [f"{schema}.{name}" for schema, name in tables if (schema, name) not in found]
+
+
 def plan_build(
     previous: RecordedBuild | None,
     current: Mapping[str, int | None],
@@ -157,6 +163,7 @@ def plan_build(
     later_ops: Iterable[RecordedBuild | None] = (),
     may_skip: bool = True,
     published_at: dt.datetime | None = None,
+    missing_incremental: Iterable[str] = (),
 ) -> BuildPlan:
     """What the next build of a dbt op must do, given its last successful build.
 
@@ -166,12 +173,17 @@ def plan_build(
     after the last of them: otherwise a blocking check stopped publication,
     and the run must evaluate the checks again rather than report success.
     An op that runs only when the one before it built (`may_skip` False)
-    builds incrementally when nothing changed."""
+    builds incrementally when nothing changed. A missing incremental table
+    (`missing_incremental`, dropped by hand) would be rebuilt whole while the
+    models downstream of it look for changed rows only: a full refresh."""
     if previous is None:
         return BuildPlan(FULL, "no successful dbt build recorded in this warehouse")
     when = f"{previous.built_at:%Y-%m-%d %H:%M:%S} UTC"
     if previous.code_fingerprint != fingerprint:
         return BuildPlan(FULL, f"the dbt project or the billing policy changed since the build of {when}")
+    missing = sorted(missing_incremental)
+    if missing:
+        return BuildPlan(FULL, f"incremental tables missing since the build of {when}: {', '.join(missing)}")
     went_back = [
         source
         for source, batch in previous.batches.items()

@@ -16,6 +16,7 @@ from orchestration.lib.build_state import (
     code_fingerprint,
     last_build,
     loaded_batches,
+    missing_tables,
     plan_build,
     record_build,
 )
@@ -133,3 +134,24 @@ def test_loaded_batches_count_only_loaded_files_per_source():
             [batch_id, source, f"{source}/{batch_id}.csv", status],
         )
     assert loaded_batches(conn, SOURCES) == {"fx_rates": 1, "customers": None, "invoices": 2}
+
+
+def test_a_dropped_incremental_table_rebuilds_everything():
+    """Rebuilt alone, it would mark none of its rows as changed, and the incremental models
+    downstream of it would miss what the new batches changed."""
+    batches = {"customers": 2, "invoices": 5}
+    plan = plan_build(
+        _build(batches), {"customers": 2, "invoices": 6}, "f1", missing_incremental=["staging.stg_billing__invoices"]
+    )
+    assert plan.action == FULL
+    assert "staging.stg_billing__invoices" in plan.reason
+
+
+def test_missing_tables_are_named_by_schema_and_table():
+    conn = duckdb.connect()
+    conn.execute("create schema staging")
+    conn.execute("create table staging.stg_a (x int)")
+    assert missing_tables(conn, [("staging", "stg_a"), ("staging", "stg_b"), ("marts", "stg_a")]) == [
+        "staging.stg_b",
+        "marts.stg_a",
+    ]

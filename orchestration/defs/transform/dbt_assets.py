@@ -26,6 +26,7 @@ not in production builds: they test the SQL, which a run does not change.
 """
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ from orchestration.lib.build_state import (
     code_fingerprint,
     last_build,
     loaded_batches,
+    missing_tables,
     plan_build,
     record_build,
 )
@@ -136,13 +138,28 @@ def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str
     # The whole policy, not only what dbt reads: a changed gate threshold must re-run the gate,
     # which a skipped build would skip too.
     fingerprint = code_fingerprint(DBT_PROJECT_DIR, {"dbt_vars": dbt_vars, "policy": load_policy()})
-    current, previous, later = dict.fromkeys(SOURCE_NAMES), None, []
+    current, previous, later, missing = dict.fromkeys(SOURCE_NAMES), None, [], []
     if Path(warehouse.warehouse_path).exists():  # else nothing was ever loaded or built: a full build
         with warehouse.connect() as conn:
             current = loaded_batches(conn, SOURCE_NAMES)
             previous = last_build(conn, dbt_op)
             later = [last_build(conn, AFTER_PYTHON_OP)] if dbt_op == BUILD_OP else []
-    return plan_build(previous, current, fingerprint, later, may_skip, published_at), current, fingerprint
+            missing = missing_tables(conn, incremental_tables())
+    plan = plan_build(previous, current, fingerprint, later, may_skip, published_at, missing)
+    return plan, current, fingerprint
+
+
+@functools.cache
+def incremental_tables() -> tuple[tuple[str, str], ...]:
+    """(schema, table) of every incremental dbt model, from the parsed manifest."""
+    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    return tuple(
+        sorted(
+            (node["schema"], node["alias"])
+            for node in manifest["nodes"].values()
+            if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+        )
+    )
 
 
 def dbt_build_args(plan: BuildPlan, dbt_vars: dict[str, Any]) -> list[str]:
