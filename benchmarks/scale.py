@@ -62,7 +62,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -71,7 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from billing_world.deliver import DeliveryConfig  # noqa: E402
+from billing_world.deliver import DeliveryConfig, held_back_files, move_batch_files  # noqa: E402
 from billing_world.simulate import WorldConfig  # noqa: E402
 from orchestration.lib.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, Settings, duckdb_memory_limit  # noqa: E402
 
@@ -154,6 +154,10 @@ TARGET_SIZE = (100_000, 36)
 TARGET_SECONDS = 300.0
 TARGET_PEAK_MIB = 6 * 1024.0
 TARGET_RATIO = 2.0
+# The daily run: one new day on top of a world of the largest size, against its full run.
+DAILY_HELD_BACK_DAYS = 1
+TARGET_DAY_SHARE = 0.10
+TARGET_IDLE_SECONDS = 15.0
 
 
 # --- the worlds -----------------------------------------------------------------------
@@ -280,10 +284,14 @@ class WorkerRun:
         return self.finished_at - self.started_at
 
 
-def run_worker(kind: str, arguments: Sequence[str], paths: SizePaths, interval: float) -> WorkerRun:
-    """`scale.py --worker <kind> ...` in a subprocess, its process tree sampled; its log in <size>/logs."""
+def run_worker(
+    kind: str, arguments: Sequence[str], paths: SizePaths, interval: float, name: str | None = None
+) -> WorkerRun:
+    """`scale.py --worker <kind> ...` in a subprocess, its process tree sampled; its log in
+    <size>/logs/<name>.log (name defaults to the kind)."""
     paths.logs.mkdir(parents=True, exist_ok=True)
-    log, result = paths.logs / f"{kind}.log", paths.result(kind)
+    name = name or kind
+    log, result = paths.logs / f"{name}.log", paths.result(name)
     result.unlink(missing_ok=True)
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--result", str(result), *arguments]
     with log.open("w") as out:
@@ -660,6 +668,95 @@ def measure_size(customers: int, months: int, root: Path, interval: float) -> di
     return record
 
 
+def _daily_run(worker: WorkerRun, interval: float) -> dict:
+    """Seconds, peak and the steps that ran or were skipped, of one pipeline worker."""
+    pipeline = worker.result
+    if pipeline is None:
+        return {"succeeded": False, "seconds": round(worker.seconds, 2), "error": f"no result; see {worker.log}"}
+    samples = [s for s in worker.samples if pipeline["started_at"] <= s.at <= pipeline["finished_at"]]
+    steps = pipeline["steps"]
+    return {
+        "succeeded": pipeline["succeeded"],
+        "seconds": round(pipeline["finished_at"] - pipeline["started_at"], 2),
+        "peak_rss_mib": peak_mib(samples),
+        "steps_run": sum(1 for s in steps if s["status"] == "success"),
+        "steps_skipped": sum(1 for s in steps if s["status"] == "skipped"),
+        "files_loaded": sum(r["files"] for r in pipeline["rows"].values()),
+        "stages": _stages_or_none(pipeline, samples, interval),
+    }
+
+
+def _stages_or_none(pipeline: dict, samples: list, interval: float) -> dict | None:
+    """The stage table of a daily run; None (reported as "-") if its steps do not fit the table."""
+    try:
+        return stage_table(pipeline, samples, interval)
+    except Exception as error:  # a skipped dbt op leaves no node windows: the totals still stand
+        print(f"  no stage table for this run: {error!r}", flush=True)
+        return None
+
+
+def measure_daily(customers: int, months: int, root: Path, interval: float, full_seconds: float | None) -> dict:
+    """Daily operation on a world of this size: its last day held back as its own batch files
+    (DeliveryConfig.held_back_days), a first run on the rest, then the day's files land and a
+    second run loads them, then a third run finds nothing new. The day's run is compared with
+    the full run of the same size in the ladder (the same world, delivered without the split)."""
+    world, delivery = world_configs(customers, months)
+    delivery = replace(delivery, held_back_days=DAILY_HELD_BACK_DAYS)
+    paths = SizePaths(root / f"{customers}x{months}_daily")
+    settings = paths.settings
+    label = f"{customers:,} x {months}, daily runs"
+    shutil.rmtree(paths.root, ignore_errors=True)  # the held-back files must start outside the landing folder
+    print(f"{label}: generating with the last {DAILY_HELD_BACK_DAYS} day(s) held back ...", flush=True)
+    generated = run_worker(
+        "generate",
+        [
+            "--landing",
+            str(settings.landing_dir),
+            "--customers",
+            str(customers),
+            "--months",
+            str(months),
+            "--held-back-days",
+            str(DAILY_HELD_BACK_DAYS),
+        ],
+        paths,
+        interval,
+    )
+    if generated.exit_code != 0 or generated.result is None:
+        raise SystemExit(f"generating {label} failed; see {generated.log}")
+    held_back = held_back_files(settings.landing_dir)
+    move_batch_files(held_back, settings.landing_dir, paths.root / "held_back")
+    fresh_warehouse(settings)
+    runs = {}
+    print(f"{label}: the first run, without the last day ...", flush=True)
+    runs["without the last day"] = _daily_run(
+        run_worker("pipeline", ["--size-root", str(paths.root)], paths, interval, name="pipeline_base"), interval
+    )
+    move_batch_files(held_back, paths.root / "held_back", settings.landing_dir)
+    print(f"{label}: the day's {len(held_back)} files land; the daily run ...", flush=True)
+    runs["one new day"] = _daily_run(
+        run_worker("pipeline", ["--size-root", str(paths.root)], paths, interval, name="pipeline_day"), interval
+    )
+    print(f"{label}: a run with no new files ...", flush=True)
+    runs["no new files"] = _daily_run(
+        run_worker("pipeline", ["--size-root", str(paths.root)], paths, interval, name="pipeline_idle"), interval
+    )
+    files_before = 0
+    for name, run in runs.items():
+        files_in_warehouse = run.get("files_loaded") or files_before
+        run["files_loaded"], files_before = files_in_warehouse - files_before, files_in_warehouse
+        run["share_of_full_run"] = round(run["seconds"] / full_seconds, 3) if full_seconds else None
+        print(f"{label}: {name}: {run['seconds']:.1f} s", flush=True)
+    return {
+        "customers": customers,
+        "months": months,
+        "held_back_days": DAILY_HELD_BACK_DAYS,
+        "held_back_files": len(held_back),
+        "full_run_seconds": full_seconds,
+        "runs": runs,
+    }
+
+
 # --- report ---------------------------------------------------------------------------
 
 
@@ -671,7 +768,7 @@ def _fmt(value, digits: int = 1, unit: str = "") -> str:
     return str(value)
 
 
-def targets(sizes: list[dict]) -> list[dict]:
+def targets(sizes: list[dict], daily: dict | None = None) -> list[dict]:
     """Issue 6's targets for this machine: met, missed, or not measured when the ladder did not
     reach TARGET_SIZE. Reported, never asserted."""
     target = next((s for s in sizes if (s["customers"], s["months"]) == TARGET_SIZE), None)
@@ -703,6 +800,21 @@ def targets(sizes: list[dict]) -> list[dict]:
             None if ratio is None else ratio <= TARGET_RATIO,
         )
         rows[3] = (rows[3][0], rows[3][1], all(p is not None and p < TARGET_PEAK_MIB for _, _, p in peaks))
+    day_target = f"one new day on top of {name}: under {TARGET_DAY_SHARE:.0%} of the full run"
+    idle_target = f"no new files on {name}: under {TARGET_IDLE_SECONDS:.0f} s"
+    if daily is None or (daily["customers"], daily["months"]) != TARGET_SIZE:
+        rows += [(day_target, absent, None), (idle_target, absent, None)]
+    else:
+        day, idle = daily["runs"]["one new day"], daily["runs"]["no new files"]
+        share = day.get("share_of_full_run")
+        rows += [
+            (
+                day_target,
+                f"{day['seconds']:,.1f} s = {share:.1%} of {daily['full_run_seconds']:,.0f} s" if share else "-",
+                None if share is None else day["succeeded"] and share < TARGET_DAY_SHARE,
+            ),
+            (idle_target, f"{idle['seconds']:,.1f} s", idle["succeeded"] and idle["seconds"] < TARGET_IDLE_SECONDS),
+        ]
     status = {None: "not measured", True: "met", False: "missed"}
     return [{"target": what, "figure": figure, "status": status[met]} for what, figure, met in rows]
 
@@ -760,6 +872,8 @@ def render(report: dict) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {t['target']} | {t['figure']} | {t['status']} |" for t in report["targets"]]
+    if report.get("daily"):
+        lines += _render_daily(report["daily"])
     lines += ["", _STAGE_NOTES, ""]
     for s in sizes:
         lines += _render_size(s)
@@ -773,6 +887,37 @@ checks, the anomaly models (int_anomaly_*, billing_anomalies) as anomaly detecti
 keeps the other models, the seed and dbt's own start-up and parsing. The stages add up to the
 pipeline's wall time; generate is not part of it. A stage's peak is the highest sample while it
 ran (during dbt: the whole process tree, whatever ran alongside)."""
+
+
+def _render_daily(daily: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Daily runs, {daily['customers']:,} x {daily['months']}",
+        "",
+        f"The same world with its last {daily['held_back_days']} day(s) held back as "
+        f"{daily['held_back_files']} batch files of their own: a first run without them, then they land "
+        "and the daily run loads them, then a run finds nothing new. Shares are of the full run of the "
+        f"same size above ({_fmt(daily['full_run_seconds'])} s).",
+        "",
+        "| run | seconds | share of the full run | peak RSS MiB | batch files loaded | steps run | steps skipped "
+        "| ingest s | dbt build s | quality checks s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, run in daily["runs"].items():
+        stages = run.get("stages") or {}
+        share = run.get("share_of_full_run")
+
+        def stage_seconds(stage: str, stages=stages) -> str:
+            return _fmt((stages.get(stage) or {}).get("seconds"), 1)
+
+        lines.append(
+            f"| {name}{'' if run['succeeded'] else ' (FAILED)'} | {_fmt(run['seconds'])} "
+            f"| {'-' if share is None else f'{share:.1%}'} | {_fmt(run.get('peak_rss_mib'), 0)} "
+            f"| {_fmt(run.get('files_loaded'), 0)} | {_fmt(run.get('steps_run'), 0)} "
+            f"| {_fmt(run.get('steps_skipped'), 0)} "
+            f"| {stage_seconds(INGEST)} | {stage_seconds(DBT_BUILD)} | {stage_seconds(QUALITY)} |"
+        )
+    return lines
 
 
 def _render_size(s: dict) -> list[str]:
@@ -900,7 +1045,7 @@ def load_average() -> str:
 
 
 def write_report(report: dict, report_dir: Path) -> Path:
-    report["targets"] = targets(report["sizes"])
+    report["targets"] = targets(report["sizes"], report.get("daily"))
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / f"{REPORT_NAME}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     page = report_dir / f"{REPORT_NAME}.md"
@@ -915,6 +1060,8 @@ def generate_worker(args: argparse.Namespace) -> dict:
     from billing_world.generate import generate_world
 
     world, delivery = world_configs(args.customers, args.months)
+    if args.held_back_days:
+        delivery = replace(delivery, held_back_days=args.held_back_days)
     summary = generate_world(args.landing, world, delivery)
     return asdict(summary)
 
@@ -1141,6 +1288,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landing", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--held-back-days", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-daily",
+        action="store_true",
+        help="skip the daily runs (one new day, then no new files) on a world of the largest size",
+    )
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -1174,6 +1327,14 @@ def main(argv: list[str] | None = None) -> int:
                 "loader (orchestration/lib/warehouse.py)": record["loader_duckdb"],
                 "dbt (dbt_project/profiles.yml)": probe_dbt_duckdb(warehouse, Path(record["world"]["root"]) / "dbt"),
             }
+        report["machine"]["load_at_end"] = load_average()
+        page = write_report(report, args.report_dir)
+    if not args.no_daily and report["sizes"] and report["sizes"][-1]["pipeline"]["succeeded"]:
+        largest = report["sizes"][-1]
+        report["daily"] = measure_daily(
+            largest["customers"], args.months, args.root.resolve(), interval, largest["pipeline"]["seconds"]
+        )
+        ok = ok and all(run["succeeded"] for run in report["daily"]["runs"].values())
         report["machine"]["load_at_end"] = load_average()
         page = write_report(report, args.report_dir)
     print(f"wrote {page} and {page.with_suffix('.json')}")

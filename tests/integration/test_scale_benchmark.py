@@ -207,6 +207,22 @@ def test_the_markdown_report_has_a_table_per_size_and_the_targets(smoke):
         assert f"| {name} |" in markdown
 
 
+def test_the_daily_runs_load_the_held_back_day_and_then_nothing(smoke):
+    daily = smoke["report"]["daily"]
+    runs = daily["runs"]
+    assert list(runs) == ["without the last day", "one new day", "no new files"]
+    assert all(run["succeeded"] for run in runs.values())
+    # one held-back day: one `day` batch per source that had rows on it, loaded by the second run only
+    assert daily["held_back_files"] >= 1
+    assert runs["one new day"]["files_loaded"] == daily["held_back_files"]
+    assert runs["no new files"]["files_loaded"] == 0
+    # nothing new: the dbt op skips, so everything after it is skipped too
+    assert runs["no new files"]["steps_skipped"] > 0
+    assert runs["one new day"]["steps_skipped"] == 0
+    assert daily["full_run_seconds"] == smoke["size"]["pipeline"]["seconds"]
+    assert f"## Daily runs, {SMOKE_CUSTOMERS:,} x {SMOKE_MONTHS}" in smoke["markdown"]
+
+
 # --- the baseline against the marts ---------------------------------------------------
 
 # The columns the baseline keeps of each source, and the staging model that must hold the same rows.
