@@ -10,6 +10,10 @@ the history of the last runs.
 "Latest run" is the run id whose newest row is the newest in the table. Both
 files are rendered from the table alone, on a read-only connection, and
 replaced atomically, so a dashboard or browser never sees half a report.
+
+Examples, messages and targets are masked again as they are read
+(orchestration/lib/personal_data.py): rows recorded before masking existed,
+or by a writer that bypassed it, must not reach the page either.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, QUALITY_SCHEMA
+from orchestration.lib.personal_data import mask_examples, redact_optional
 from orchestration.lib.warehouse import open_warehouse
 
 REPORT_HTML = "data_quality.html"
@@ -169,7 +174,7 @@ def load_quality_report(conn: duckdb.DuckDBPyConnection, history_runs: int = HIS
         [latest_run],
     ).fetchall()
     report.failures = sorted(
-        (FailedCheck(*row[:7], examples=_examples(row[7]), message=row[8]) for row in failures),
+        (_failed_check(*row) for row in failures),
         key=lambda f: (f.severity != "block", _layer_rank(f.layer), f.asset, f.check_name, f.target or ""),
     )
 
@@ -201,12 +206,29 @@ def load_quality_report(conn: duckdb.DuckDBPyConnection, history_runs: int = HIS
     ).fetchall()
     report.statuses = sorted(
         (
-            CheckStatus(layer, asset, name, targets or [], passed, severity, failing, at, run_id)
+            CheckStatus(
+                layer, asset, name, [redact_optional(t) for t in targets or []], passed, severity, failing, at, run_id
+            )
             for layer, asset, name, targets, passed, severity, failing, at, run_id in statuses
         ),
         key=lambda s: (s.passed, _layer_rank(s.layer), s.asset, s.check_name),
     )
     return report
+
+
+def _failed_check(layer, asset, check_name, target, severity, rows_checked, failing_rows, examples, message):
+    """A failing check as shown: examples, message and target masked."""
+    return FailedCheck(
+        layer,
+        asset,
+        check_name,
+        redact_optional(target),
+        severity,
+        rows_checked,
+        failing_rows,
+        examples=mask_examples(_examples(examples), asset),
+        message=redact_optional(message),
+    )
 
 
 def _examples(raw: str | None) -> list:
