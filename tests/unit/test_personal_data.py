@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import logging
+import sys
 
 import duckdb
 import polars as pl
@@ -164,3 +165,15 @@ def test_the_filter_redacts_the_records_of_the_logger_it_is_attached_to():
     logger.addFilter(RedactEmails())
     logger.error("could not read %s", "customers/jane@example.org.csv")
     assert stream.getvalue() == f"could not read customers/{REDACTED_EMAIL}\n"
+
+
+def test_console_redaction_rewrites_what_the_process_prints(monkeypatch, restore_record_factory):
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", err)
+    personal_data.install_console_redaction()
+    personal_data.install_console_redaction()  # idempotent: wrapped once
+    print("error: cannot read customers/jane@example.org.csv")
+    print("jane@example.org", file=sys.stderr)
+    assert out.getvalue() == f"error: cannot read customers/{REDACTED_EMAIL}\n"
+    assert err.getvalue() == f"{REDACTED_EMAIL}\n"
