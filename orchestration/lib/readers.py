@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -88,15 +89,65 @@ def _gunzip(data: bytes, name: str) -> bytes:
         raise UnreadableBatchError(f"{name}: not a readable gzip file ({error})") from error
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str, locate: Callable[[str], str | None] | None = None) -> str:
+    """The text of a UTF-8 file; otherwise the error names line, record and column.
+
+    The file stays unreadable as a whole: guessing another encoding would turn
+    names into mojibake without a word. `locate` finds the record and column of
+    the first bad byte in the text decoded with surrogate escapes.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
+        place = f"line {line}"
+        where = locate(data.decode("utf-8", errors="surrogateescape")) if locate else None
+        if where:
+            place += f", {where}"
+        # The byte only, never the value: the field may be a name or an email.
         raise UnreadableBatchError(
-            f"{name}: not UTF-8 at line {line} (byte {data[error.start : error.start + 1]!r})"
+            f"{name}: not UTF-8 at {place} (byte 0x{data[error.start]:02x}): "
+            "the contract requires UTF-8; re-export the file as UTF-8"
         ) from error
     return text.removeprefix("\ufeff")
+
+
+def _escaped(value: str) -> bool:
+    """True when a value holds a byte that was not UTF-8 (a surrogate escape)."""
+    return any("\udc80" <= char <= "\udcff" for char in value)
+
+
+def _locate_in_csv(text: str) -> str | None:
+    try:
+        reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+        header = next(reader, [])
+        for index, value in enumerate(header):
+            if _escaped(value):
+                return f"header, column {index + 1}"
+        for record, fields in enumerate(reader, start=1):
+            for index, value in enumerate(fields):
+                if _escaped(value):
+                    column = header[index] if index < len(header) else f"{index + 1} (beyond the header)"
+                    return f"record {record}, column {column}"
+    except csv.Error:
+        return None
+    return None
+
+
+def _locate_in_jsonl(text: str) -> str | None:
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not _escaped(line):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return f"record {number}"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _escaped(key) or (isinstance(item, str) and _escaped(item)):
+                    return f"record {number}, column {key if not _escaped(key) else '(its name)'}"
+        return f"record {number}"
+    return None
 
 
 def _empty_rejected() -> pl.DataFrame:
@@ -148,11 +199,12 @@ def _without_trailing_blank_lines(data: bytes) -> bytes:
 
 def _read_csv(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     data = _without_trailing_blank_lines(data)
-    text = _decode(data, name)
+    text = _decode(data, name, _locate_in_csv)
     if not text.strip():
         # No header at all: nothing delivered, nothing to lose.
         return pl.DataFrame(schema={ROW_NUMBER: pl.Int64}), _empty_rejected()
     header = next(csv.reader(io.StringIO(text, newline="")))
+    _check_separator(header, name)
     _check_names(header, name)
     body = data.removeprefix(_BOM)
     try:
@@ -181,6 +233,29 @@ def _read_csv(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         [(row, _ragged_reason(fields, len(header)), _raw_record(line or "")) for row, fields, line in bad.iter_rows()]
     )
     return frame.filter(~ragged), rejected
+
+
+# Separators other exports use; in a one-column header they mean the wrong one was used.
+_OTHER_SEPARATORS = (";", "\t", "|")
+SHOWN_HEADER_CHARS = 40
+
+
+def _check_separator(header: list[str], name: str) -> None:
+    """A one-column header holding another separator: the file as a whole is unusable.
+
+    Read as CSV, every row would be one field and lose every required column;
+    saying which separator was found is what lets the sender fix it.
+    """
+    if len(header) != 1:
+        return
+    found = next((s for s in _OTHER_SEPARATORS if s in header[0]), None)
+    if found is None:
+        return
+    shown = header[0] if len(header[0]) <= SHOWN_HEADER_CHARS else header[0][:SHOWN_HEADER_CHARS] + "..."
+    raise UnreadableBatchError(
+        f"{name}: the header is one column containing {found!r} ({shown!r}): "
+        "the contract separates fields with ','; re-export the file comma-separated"
+    )
 
 
 def _ragged_reason(fields: int, width: int) -> str:
@@ -256,7 +331,7 @@ def _read_csv_exactly(text: str, header: list[str], name: str) -> tuple[pl.DataF
 
 def _read_jsonl(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Row number = line number, so a quarantined record points into the file."""
-    text = _decode(data, name)
+    text = _decode(data, name, _locate_in_jsonl)
     data = data.removeprefix(_BOM)
     lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     try:
