@@ -302,9 +302,11 @@ def _read_csv_exactly(text: str, header: list[str], name: str) -> tuple[pl.DataF
     row_numbers: list[int] = []
     bad: list[tuple[int, str, str]] = []
     reader = csv.reader(io.StringIO(text, newline=""))
+    last_start = previous_end = 1  # line on which the latest record starts; where the one before ended
     try:
         next(reader)
         for row_number, fields in enumerate(reader, start=1):
+            last_start, previous_end = previous_end + 1, reader.line_num
             if len(fields) != width:
                 raw = io.StringIO()
                 csv.writer(raw, lineterminator="").writerow(fields)
@@ -321,9 +323,28 @@ def _read_csv_exactly(text: str, header: list[str], name: str) -> tuple[pl.DataF
                 values.append(value)
     except csv.Error as error:
         raise UnreadableBatchError(f"{name}: not parseable as CSV near line {reader.line_num} ({error})") from error
+    if _ends_inside_quotes(text):
+        # The lenient reader made the rest of the file one value: every record after
+        # the quote would vanish into it, so the file as a whole is refused.
+        records = len(row_numbers) + len(bad)
+        raise UnreadableBatchError(
+            f"{name}: a quoted value opened in record {records} (line {last_start}) is never closed, "
+            "so the rest of the file would be one value"
+        )
     frame = pl.DataFrame({c: pl.Series(c, v, dtype=pl.String) for c, v in zip(header, columns, strict=True)})
     frame = frame.with_columns(pl.Series(ROW_NUMBER, row_numbers, dtype=pl.Int64))
     return frame, _rejected(bad)
+
+
+def _ends_inside_quotes(text: str) -> bool:
+    """True when the file ends inside a quoted value (strict parsing says so; another
+    strictness error first means the quoting is at least closed somewhere)."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+            pass
+    except csv.Error as error:
+        return str(error) == "unexpected end of data"
+    return False
 
 
 # --- JSON lines ------------------------------------------------------------
@@ -373,6 +394,9 @@ def _read_jsonl_by_line(text: str, name: str) -> tuple[pl.DataFrame, pl.DataFram
         try:
             # Decimal keeps a number as written ('12.50'), never through a float.
             value = json.loads(line, parse_float=Decimal)
+        except RecursionError:
+            bad.append((line_number, f"line {line_number}: not valid JSON (nested too deeply)", _raw_record(line)))
+            continue
         except json.JSONDecodeError as error:
             bad.append(
                 (

@@ -351,6 +351,30 @@ def _extra_columns() -> Case:
     )
 
 
+def _unclosed_quote() -> Case:
+    records = [row("invoice_lines", i, line_id=f"il_quote_{i + 1}") for i in range(3)]
+    content = csv_bytes(records).replace(b",Basic plan,", b',"Basic plan,', 1)
+    path = "invoice_lines/unclosed-quote.csv"
+    return Case(
+        "unclosed_quote",
+        "a quote opened in record 1 and never closed",
+        "file unreadable (nothing loaded, retried next run): read leniently, the rest of the file would be "
+        "one value, so records would vanish into it",
+        (
+            Delivery(
+                path,
+                content,
+                len(records),
+                UNREADABLE,
+                error_parts=(
+                    f"{path}: a quoted value opened in record 1 (line 2) is never closed, "
+                    "so the rest of the file would be one value",
+                ),
+            ),
+        ),
+    )
+
+
 def _wrong_types() -> Case:
     records = [
         row("invoice_lines", 0, line_id="il_types_1"),
@@ -686,13 +710,14 @@ def _jsonl_not_json() -> Case:
         return json.dumps(record | {"score": int(record["score"])})
 
     broken = '{"response_id": "rsp_json_2", "customer_id": '
-    lines = [line(1), broken, line(3), "[1, 2]"]
+    too_deep = "[" * 100_000 + "]" * 100_000
+    lines = [line(1), broken, line(3), "[1, 2]", too_deep]
     path = "survey_responses/not-json-line.jsonl"
     return Case(
         "jsonl_line_not_json",
-        "JSONL whose line 2 is cut off and line 4 is an array",
-        "lines 2 and 4 quarantined (`not valid JSON ... at column 46`, `an array, not a JSON object`); "
-        "lines 1 and 3 load",
+        "JSONL whose line 2 is cut off, line 4 is an array and line 5 is nested 100,000 deep",
+        "lines 2, 4 and 5 quarantined (`not valid JSON ... at column 46`, `an array, not a JSON object`, "
+        "`nested too deeply`); lines 1 and 3 load",
         (
             Delivery(
                 path,
@@ -702,6 +727,7 @@ def _jsonl_not_json() -> Case:
                 (
                     Quarantined(2, None, "line 2: not valid JSON (Expecting value at column 46)"),
                     Quarantined(4, None, "line 4: an array, not a JSON object"),
+                    Quarantined(5, None, "line 5: not valid JSON (nested too deeply)"),
                 ),
             ),
         ),
@@ -745,6 +771,7 @@ def build_cases(now: datetime | None = None) -> list[Case]:
         _header_only(),
         _missing_required_column(),
         _extra_columns(),
+        _unclosed_quote(),
         _wrong_types(),
         _unknown_enum_values(),
         _unknown_currency(),

@@ -206,3 +206,29 @@ def test_not_utf8_in_the_header_or_a_jsonl_record_is_located_too():
         read_batch(b"id,n\xfcme\n1,2\n", "csv", "src/b.csv")
     with pytest.raises(UnreadableBatchError, match=r"not UTF-8 at line 2, record 2, column name \(byte 0xe9\)"):
         read_batch(b'{"id": "1"}\n{"id": "2", "name": "Ren\xe9"}\n', "jsonl", "src/b.jsonl")
+
+
+def test_a_quote_never_closed_makes_the_file_unreadable_instead_of_swallowing_the_records_after_it():
+    data = b'a,b\n1,"x\ny",z\n3,"open\n4,5\n'
+    with pytest.raises(UnreadableBatchError) as raised:
+        read_batch(data, "csv", "src/b.csv")
+    assert str(raised.value) == (
+        "src/b.csv: a quoted value opened in record 2 (line 4) is never closed, "
+        "so the rest of the file would be one value"
+    )
+
+
+def test_a_stray_quote_inside_an_unquoted_value_is_kept_as_text():
+    assert rows(b'a,b\n1,x"y\n2,"z\nw"\n', "csv") == [
+        {"a": "1", "b": 'x"y', ROW_NUMBER: 1},
+        {"a": "2", "b": "z\nw", ROW_NUMBER: 2},
+    ]
+
+
+def test_a_jsonl_line_nested_too_deeply_is_a_rejected_record_not_a_crash():
+    data = b'{"a": "1"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    batch = read_batch(data, "jsonl", "src/b.jsonl")
+    assert batch.frame.to_dicts() == [{"a": "1", ROW_NUMBER: 1}]
+    assert [(r, reason) for r, reason, _ in batch.rejected.rows()] == [
+        (2, "line 2: not valid JSON (nested too deeply)")
+    ]
