@@ -132,6 +132,24 @@ def test_a_broken_delivery_gets_its_stated_outcome_and_every_row_is_accounted_fo
         assert query(warehouse, sql) == expected, sql
 
 
+def test_the_ingest_asset_shows_quarantined_rows_with_file_row_column_and_reason(corpus_run):
+    [payments] = [
+        e.materialization
+        for e in corpus_run["result"].get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "raw/payments"
+    ]
+    shown = payments.metadata["quarantined_rows"].value
+    expected = [
+        {"file": f.path, "row": q.row, "column": q.column, "reason": q.reason}
+        for case in CASES
+        for f in case.files
+        if f.source == "payments" and f.status == LOADED
+        for q in f.quarantined
+    ]
+    # Loaded in path order, so the examples follow the files' order, then their rows.
+    assert shown == sorted(expected, key=lambda e: (e["file"], e["row"]))
+
+
 def test_the_docs_table_of_broken_deliveries_is_the_corpus():
     docs = (PROJECT_ROOT / "docs" / "data_quality.md").read_text()
     assert outcome_table(CASES) in docs
