@@ -228,9 +228,14 @@ def _column_checks(source: Source, position: dict[str, int]) -> tuple[list[str],
             well_formed = f"regexp_full_match({t}, {_lit(pattern)})"
             checks.append(_Check(name, f"NOT {well_formed}", _about(name, phrase, x)))
             if column.type == CURRENCY:
-                known = ", ".join(map(_lit, sorted(ISO_4217_CURRENCIES)))
+                # One string to search, not an IN list of 160 literals: that costs 0.1 s per batch to plan.
+                known = _lit(" " + " ".join(sorted(ISO_4217_CURRENCIES)) + " ")
                 checks.append(
-                    _Check(name, f"{well_formed} AND {t} NOT IN ({known})", _about(name, "not an ISO-4217 currency", x))
+                    _Check(
+                        name,
+                        f"{well_formed} AND NOT contains({known}, ' ' || {t} || ' ')",
+                        _about(name, "not an ISO-4217 currency", x),
+                    )
                 )
         if column.type == MONEY:
             as_double = f"try_cast({x} AS DOUBLE)"
