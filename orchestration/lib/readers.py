@@ -4,7 +4,11 @@ Each format becomes a Polars frame of string columns (file order) plus the
 record number, so validation has a single code path and the quarantine can show
 exactly what was delivered. A problem that spoils one record (a line that is not
 JSON, a CSV row with the wrong number of fields) becomes a rejected record; a
-problem that spoils the whole file raises `UnreadableBatchError`.
+problem that spoils the whole file raises `UnreadableBatchError`: a corrupt
+gzip or Parquet file, bytes that are not UTF-8 (the error names line, record
+and column, never the value), a one-column header holding another separator
+(';', tab, '|'), a repeated column name, a quote never closed (read leniently,
+the rest of the file would become one value).
 """
 
 from __future__ import annotations

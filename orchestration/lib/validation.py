@@ -15,6 +15,11 @@ Decisions:
 - money: rounded to 4 decimals only when the extra digits are binary
   floating-point noise (0.30000000000000004); '12.34567' is quarantined;
 - integers: '3' and '3.0' (floats from Parquet/JSON), not '3.5', '3e0' or '0x3';
+- a well-formed number too large for its raw column ('1e20' as money) is
+  "out of range", not "not a number";
+- currencies: upper-case ISO-4217 codes in use (contract.ISO_4217_CURRENCIES);
+  'ABC' is quarantined with its row, while a real code without FX rates is
+  left to the batch's expectations (rejected until the rates arrive);
 - a primary key repeated inside one batch: with different `updated_at` values
   the latest version loads and older ones are quarantined as superseded; among
   rows of the same version, identical rows keep the first and quarantine the
