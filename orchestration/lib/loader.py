@@ -352,6 +352,11 @@ def _ingest_file(
     except OSError as error:
         return _record_unreadable(conn, manifest, "", f"{rel}: cannot read the file ({error})", started)
     content_hash = hashlib.sha256(data).hexdigest()
+    if not data:
+        # Never a finished export (a CSV has at least its header): most likely a copy
+        # still in progress, so it is retried rather than recorded as loaded.
+        error = f"{rel}: empty file (0 bytes): nothing to load; retried next run, in case it is still being written"
+        return _record_unreadable(conn, manifest, content_hash, error, started)
     if content_hash in loaded_hashes:
         manifest |= {
             "content_hash": content_hash,
