@@ -55,6 +55,7 @@ from orchestration.lib.build_state import (
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, record_check_runs
 from orchestration.lib.contract import SOURCE_NAMES
 from orchestration.lib.dbt_results import dbt_test_check_runs
+from orchestration.lib.failpoints import failpoint
 from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
 from orchestration.lib.warehouse import open_warehouse
@@ -216,7 +217,9 @@ def _dbt_build(
     os.environ.update(dbt_build_environment(plan))
     invocation = dbt.cli(dbt_build_args(plan, dbt_vars), context=context)
     try:
-        yield from invocation.stream()
+        for event in invocation.stream():
+            failpoint("dbt.event")  # test hook (orchestration/lib/failpoints.py): killed mid-build
+            yield event
     except BaseException:
         # A failed test makes the stream raise: keep its result, then re-raise the
         # build's own error (a recording problem is only logged here, never raised).
