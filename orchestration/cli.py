@@ -178,7 +178,7 @@ def _print_publication(result, settings: Settings) -> None:
     }
     for name, (key, path) in published.items():
         if key not in materialized:
-            kept = "the previous ones are kept as they were" if path.exists() else "none were published before"
+            kept = "the previous version is kept as it was" if path.exists() else "none was published before"
             print(f"{name} NOT updated by this run ({kept}).", file=sys.stderr)
     print("Publication stopped by:", file=sys.stderr)
     for step, reason in failed_steps(result):

@@ -42,7 +42,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
         """Hold the warehouse's run lock while a step uses this resource: a Dagster run and a
         `billing-analytics run` on the same file take turns (inside a CLI run, the CLI holds it)."""
-        run = context.dagster_run
+        run = context.run
         command = f"dagster run {run.run_id} of {run.job_name}" if run else "a dagster step"
         with run_lock(Path(self.warehouse_path), self.run_lock_wait_seconds, command=command):
             yield self

@@ -84,3 +84,39 @@ def test_the_lock_is_reentrant_within_one_process(tmp_path):
         assert holds_lock(warehouse), "the inner block does not release the outer lock"
     assert not holds_lock(warehouse)
     assert read_holder(lock_path(warehouse)).pid is None, "a released lock names no holder"
+
+
+def test_a_dagster_step_on_a_locked_warehouse_waits_then_fails_naming_the_holder(tmp_path):
+    """Under `dagster dev` each step takes the lock through the warehouse resource; a CLI run
+    holding it makes the step wait (here 0 s) and then fail with the holder's description."""
+    import dagster as dg
+
+    from orchestration.defs.quality.report_sensor import quality_report_job
+    from orchestration.defs.resources import WarehouseResource
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    holder = _hold(warehouse, 60)
+    try:
+        resource = WarehouseResource(
+            warehouse_path=str(warehouse),
+            landing_dir=str(tmp_path),
+            output_dir=str(tmp_path / "output"),
+            run_lock_wait_seconds=0,
+        )
+        with dg.instance_for_test() as instance:
+            result = quality_report_job.execute_in_process(
+                instance=instance, resources={"warehouse": resource}, raise_on_error=False
+            )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not result.success
+    messages = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+        while error is not None:  # the lock's own error is the cause of Dagster's resource error
+            messages.append(error.message)
+            error = error.cause
+    messages = " ".join(messages)
+    assert f"pid {holder.pid}" in messages and "another pipeline run is using the warehouse" in messages
+    assert not (tmp_path / "output").exists(), "the step did nothing"
