@@ -9,7 +9,7 @@ dbt included, as in a crash) at one point after another, each run going further:
 1. between reading a batch and writing it (ingest.before_write, 2nd batch),
 2. inside a batch's write transaction, before its commit (ingest.before_commit, 2nd),
 3. right after a batch's commit, before the next batch (ingest.after_commit, 2nd),
-4. in the middle of the incremental dbt build (dbt.event, 40th event),
+4. in the middle of the incremental dbt build (dbt.event, 120th event of about 300),
 5. during publication, with one of the two published folders swapped in and the
    other one complete but not yet visible (publish.before_swap, 2nd).
 
@@ -53,7 +53,7 @@ KILLS = (
     "ingest.before_write:2",
     "ingest.before_commit:2",
     "ingest.after_commit:2",
-    "dbt.event:40",
+    "dbt.event:120",
     "publish.before_swap:2",
 )
 
@@ -87,6 +87,12 @@ def _loaded_batches(warehouse: Path) -> int:
         return conn.execute("select count(*) from raw._load_manifest where status = 'loaded'").fetchall()[0][0]
 
 
+def _recorded_builds(warehouse: Path) -> list[tuple[str, str]]:
+    """(run id, dbt op) of every build recorded in meta.dbt_builds."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute("select distinct run_id, dbt_op from meta.dbt_builds order by all").fetchall()
+
+
 @pytest.fixture(scope="module")
 def crashes(tmp_path_factory):
     root = tmp_path_factory.mktemp("interrupted")
@@ -98,6 +104,7 @@ def crashes(tmp_path_factory):
     move_batch_files(held_back, crashed.landing_dir, root / "held_back")
 
     base = run_cli(crashed)
+    base_builds = _recorded_builds(crashed.warehouse_path)
     base_published = _published(crashed.output_dir)
     move_batch_files(held_back, root / "held_back", crashed.landing_dir)
     kills = []
@@ -111,6 +118,9 @@ def crashes(tmp_path_factory):
                 "reached": f"failpoint {failpoint} reached" in killed.stdout,
                 "consistency": load_consistency(crashed.warehouse_path),
                 "loaded_batches": _loaded_batches(crashed.warehouse_path),
+                "recorded_builds": _recorded_builds(crashed.warehouse_path),
+                # dbt's log line for each model it replaced before the kill
+                "models_built": (killed.stdout + killed.stderr).count(" OK created "),
                 "published_before": before,
                 "published_after": _published(crashed.output_dir),
                 "complete_sets": _one_complete_set(crashed.output_dir),
@@ -124,6 +134,7 @@ def crashes(tmp_path_factory):
         "held_back": held_back,
         "base": base,
         "base_published": base_published,
+        "base_builds": base_builds,
         "kills": kills,
         "resumed": resumed,
         "uninterrupted": uninterrupted,
@@ -161,6 +172,19 @@ def _loaded_batches_of_base(crashes) -> int:
             [crashes["held_back"]],
         ).fetchall()[0][0]
     return everything - held_back
+
+
+def test_the_dbt_kill_hits_a_build_half_done_and_no_build_is_recorded_until_one_finishes(crashes):
+    """Killed mid-build, dbt has replaced some models (incremental staging among them) but the
+    build is not recorded: the next run plans from the base run's build again."""
+    base_builds = crashes["base_builds"]
+    assert len(base_builds) == 2, "the base run: one build per dbt op"
+    ingest_kills, dbt_kill, publish_kill = crashes["kills"][:3], crashes["kills"][3], crashes["kills"][4]
+    assert all(kill["recorded_builds"] == base_builds for kill in ingest_kills)
+    assert dbt_kill["models_built"] > 0
+    assert dbt_kill["recorded_builds"] == base_builds
+    # killed while publishing: both dbt ops had finished and were recorded
+    assert len(publish_kill["recorded_builds"]) == 4
 
 
 def test_publication_is_untouched_until_the_run_publishes(crashes):
