@@ -35,6 +35,7 @@ import polars as pl
 from orchestration.lib.check_runs import CheckRun, cli_run_id, record_check_runs
 from orchestration.lib.contract import BATCH_SUFFIXES, SOURCES, TRUTH_FOLDER, Source
 from orchestration.lib.expectations import rejection_error, validate_raw_batch
+from orchestration.lib.failpoints import failpoint
 from orchestration.lib.readers import ROW_NUMBER, UnreadableBatchError, batch_format, read_batch
 from orchestration.lib.validation import EXTRA_COLUMN, QUARANTINE_SCHEMA, validate_batch
 from orchestration.lib.warehouse import fetch_scalar
@@ -443,13 +444,16 @@ def _record_unreadable(
 
 
 def _in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[], int]) -> int:
+    failpoint("ingest.before_write")  # test hook: the batch is read and checked, nothing written
     conn.begin()
     try:
         outcome = work()
+        failpoint("ingest.before_commit")  # test hook: written inside the open transaction
     except BaseException:
         conn.rollback()
         raise
     conn.commit()
+    failpoint("ingest.after_commit")  # test hook: committed, the next batch not begun
     return outcome
 
 
