@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from orchestration.lib.personal_data import install_console_redaction
 from orchestration.lib.settings import PROJECT_ROOT, Settings
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
@@ -316,6 +317,7 @@ def export_at_risk(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_console_redaction()
     parser = argparse.ArgumentParser(prog="billing-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 

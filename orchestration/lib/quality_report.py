@@ -21,14 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from orchestration.lib.atomic_files import write_text_atomically
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, QUALITY_SCHEMA
 from orchestration.lib.personal_data import mask_examples, redact_optional
 from orchestration.lib.warehouse import open_warehouse
@@ -462,24 +461,12 @@ def render_markdown(report: QualityReport) -> str:
     return "\n".join(lines)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside the target, then rename over it: readers see the old file or the new one.
-    (Not mkstemp: its files are private (0600); this one takes the umask like any report.)"""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_report_files(report: QualityReport, output_dir: Path) -> Path:
     reports_dir = Path(output_dir) / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(reports_dir / REPORT_MARKDOWN, render_markdown(report))
+    write_text_atomically(reports_dir / REPORT_MARKDOWN, render_markdown(report))
     html_path = reports_dir / REPORT_HTML
-    _write_atomically(html_path, render_html(report))
+    write_text_atomically(html_path, render_html(report))
     return html_path
 
 

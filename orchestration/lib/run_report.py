@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.lib.atomic_files import write_text_atomically
 from orchestration.lib.contract import SOURCE_NAMES
 from orchestration.lib.personal_data import redact_optional
 from orchestration.lib.warehouse import fetch_scalar, open_warehouse
@@ -116,9 +117,9 @@ def render_markdown(summary: dict) -> str:
 
 def write_load_report(summary: dict, reports_dir: Path) -> Path:
     reports_dir.mkdir(parents=True, exist_ok=True)
-    (reports_dir / "load_report.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomically(reports_dir / "load_report.json", json.dumps(summary, indent=2, default=str))
     path = reports_dir / "load_report.md"
-    path.write_text(render_markdown(summary))
+    write_text_atomically(path, render_markdown(summary))
     return path
 
 
