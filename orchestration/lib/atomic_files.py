@@ -111,7 +111,12 @@ def publish_folder(target: Path, fill: Callable[[Path], T], grace: dt.timedelta 
         os.replace(target, replaced)
     link = target.with_name(f".{target.name}.link-{uuid.uuid4().hex[:8]}")
     os.symlink(version.name, link)  # relative: the output folder can be moved or mounted elsewhere
-    os.replace(link, target)
+    try:
+        os.replace(link, target)
+    except BaseException:  # the old set stays published; leave nothing half-made beside it
+        link.unlink(missing_ok=True)
+        shutil.rmtree(version, ignore_errors=True)
+        raise
     _fsync_folder(target.parent)
     _delete_old_versions(target, keep={version.name, replaced.name if replaced else ""}, grace=grace)
     return outcome

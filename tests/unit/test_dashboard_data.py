@@ -16,6 +16,7 @@ from dashboards import publish as publish_module
 from dashboards.data import DashboardDataError, as_of_month, build_dashboard_data
 from dashboards.publish import DATA_NAME, PAGE_NAME, publish_dashboard
 from dashboards.render import format_change, format_value, render_dashboard
+from orchestration.lib import atomic_files
 from orchestration.lib.check_runs import ensure_check_runs_table
 
 GENERATED_AT = dt.datetime(2024, 4, 2, 7, 0, 0)
@@ -307,24 +308,32 @@ def test_a_failed_build_leaves_the_previous_dashboard_untouched(warehouse, tmp_p
     assert sorted(p.name for p in folder.iterdir()) == [DATA_NAME, PAGE_NAME]  # no temporary files left
 
 
-def test_a_failed_write_leaves_no_half_file(warehouse, tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing_call", [1, 2, 3], ids=["page write", "data write", "link swap"])
+def test_a_failed_write_leaves_no_half_file(warehouse, tmp_path, monkeypatch, failing_call):
+    """Publishing renames three times (the page, the data, then the `dashboard` link): a failure
+    at any of them leaves the previous dashboard published and nothing half-made beside it."""
     publish_dashboard(warehouse, tmp_path, GENERATED_AT)
     folder = tmp_path / "dashboard"
     before = {name: (folder / name).read_bytes() for name in (PAGE_NAME, DATA_NAME)}
-    real_replace = publish_module.os.replace
+    entries_before = sorted(p.name for p in tmp_path.iterdir())
+    real_replace = atomic_files.os.replace
     calls = []
 
-    def replace_then_fail(source, target):
+    def replace_failing_once(source, target):
         calls.append(target)
-        raise OSError("disk full")
+        if len(calls) == failing_call:
+            raise OSError("disk full")
+        return real_replace(source, target)
 
-    monkeypatch.setattr(publish_module.os, "replace", replace_then_fail)
+    monkeypatch.setattr(atomic_files.os, "replace", replace_failing_once)
+    warehouse.execute("update marts.kpi_churn set mrr_end_usd = 1 where month = date '2024-03-01'")
     with pytest.raises(OSError, match="disk full"):
         publish_dashboard(warehouse, tmp_path, GENERATED_AT)
-    monkeypatch.setattr(publish_module.os, "replace", real_replace)
-    assert len(calls) == 1
+    monkeypatch.setattr(atomic_files.os, "replace", real_replace)
+    assert len(calls) == failing_call
     assert {name: (folder / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in folder.iterdir()) == [DATA_NAME, PAGE_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries_before  # no version or link left over
 
 
 def test_a_month_without_anomalies_renders_an_empty_panel_that_says_so(warehouse):
