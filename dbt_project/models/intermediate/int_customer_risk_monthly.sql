@@ -442,9 +442,9 @@ described as (
         case
             when overdue_balance_usd > 0
                 then
-                    printf('%.2f', overdue_balance_usd) || ' USD overdue at the last month end'
+                    {{ number_as_text('overdue_balance_usd', 2) }} || ' USD overdue at the last month end'
                     || case
-                        when mrr_start_usd > 0 then ' (' || printf('%.1f', overdue_mrr_multiple) || 'x MRR)'
+                        when mrr_start_usd > 0 then ' (' || {{ number_as_text('overdue_mrr_multiple', 1) }} || 'x MRR)'
                         else ''
                     end
         end as overdue_driver
