@@ -14,8 +14,8 @@ never decides the order of two rows that dbt's unique-key tests keep apart.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import polars as pl
