@@ -13,6 +13,7 @@ environment (`make test-spark`, the `spark` extra), not in the lean main one.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,21 @@ def spark_target_parameters(profiles_dir: Path = DBT_PROJECT_DIR) -> dict[str, s
     return {**parameters, **DBT_SPARK_FORCED_PARAMETERS}
 
 
+JAVA_HINT = (
+    "Spark needs a Java runtime (17 or 21) and finds none: no JAVA_HOME and no `java` on PATH. "
+    "On Debian/Ubuntu: apt-get install openjdk-17-jre-headless (.ci/run does this on CI)."
+)
+
+
+def require_java() -> None:
+    """Fail with an install hint, not a py4j stack trace, when no Java runtime is available."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return
+    if shutil.which("java") is None:
+        raise RuntimeError(JAVA_HINT)
+
+
 def start_spark(warehouse_dir: Path | None = None) -> SparkSession:
     """The Spark session of the `spark` dbt target (Hive catalog, as dbt-spark opens it).
 
@@ -76,6 +92,7 @@ def start_spark(warehouse_dir: Path | None = None) -> SparkSession:
     (dbtRunner) gets this session back from getOrCreate()."""
     from pyspark.sql import SparkSession
 
+    require_java()
     root = export_spark_warehouse_dir(warehouse_dir or spark_warehouse_dir())
     root.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.enableHiveSupport()
