@@ -48,8 +48,9 @@ UPSTREAM_SCHEMAS = ("staging", "intermediate")
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    """The demo world run on DuckDB, then built on Spark from the same raw rows."""
+def engines(tmp_path_factory, pytestconfig):
+    """The demo world run on DuckDB, then built on Spark from the same raw rows (the time of each
+    Spark step is printed in the test report)."""
     from orchestration.lib.spark_build import build_on_spark
 
     root = tmp_path_factory.mktemp("spark_world")
@@ -59,7 +60,8 @@ def engines(tmp_path_factory):
     with open_warehouse(settings.warehouse_path, read_only=True) as conn:
         fitted_at: dt.datetime = conn.sql("select max(fitted_at) from marts.sbg_parameters").fetchall()[0][0]
     build = build_on_spark(settings.warehouse_path, root / "spark", fitted_at=fitted_at)
-    print("Spark build: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in build.seconds.items()))
+    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in build.seconds.items())
+    pytestconfig.pluginmanager.get_plugin("terminalreporter").write_line(f"\nSpark build: {steps}")
 
     from pyspark.sql import SparkSession
 
