@@ -20,6 +20,7 @@ from orchestration.cli import main as cli_main
 from orchestration.lib.settings import Settings
 from orchestration.lib.warehouse import open_warehouse
 from tests.integration.conftest import run_pipeline
+from tests.spark.conftest import SPARK_STEP_SECONDS
 
 pytestmark = pytest.mark.spark
 
@@ -50,7 +51,7 @@ UPSTREAM_SCHEMAS = ("staging", "intermediate")
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory, pytestconfig):
     """The demo world run on DuckDB, then built on Spark from the same raw rows (the time of each
-    Spark step is printed in the test report)."""
+    Spark step goes to the terminal summary, tests/spark/conftest.py)."""
     from orchestration.lib.spark_build import build_on_spark
 
     root = tmp_path_factory.mktemp("spark_world")
@@ -60,8 +61,7 @@ def engines(tmp_path_factory, pytestconfig):
     with open_warehouse(settings.warehouse_path, read_only=True) as conn:
         fitted_at: dt.datetime = conn.sql("select max(fitted_at) from marts.sbg_parameters").fetchall()[0][0]
     build = build_on_spark(settings.warehouse_path, root / "spark", fitted_at=fitted_at)
-    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in build.seconds.items())
-    pytestconfig.pluginmanager.get_plugin("terminalreporter").write_line(f"\nSpark build: {steps}")
+    pytestconfig.stash[SPARK_STEP_SECONDS] = build.seconds
 
     from pyspark.sql import SparkSession
 
