@@ -10,10 +10,10 @@ publication: the HTML page is the product, the PNG a convenience.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from orchestration.lib.atomic_files import write_bytes_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +37,6 @@ class SnapshotError(RuntimeError):
 
 def find_chromium() -> str | None:
     return shutil.which("chromium")
-
-
-def _write_atomically(target: Path, content: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the snapshot is for whoever reads the folder
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def write_snapshot(page: Path, target: Path | None = None, chromium: str | None = None) -> Path | None:
@@ -91,6 +77,6 @@ def write_snapshot(page: Path, target: Path | None = None, chromium: str | None 
             png = tab.screenshot(type="png", full_page=True)
         finally:
             browser.close()
-    _write_atomically(target, png)
+    write_bytes_atomically(target, png)
     logger.info("Dashboard snapshot written to %s", target)
     return target

@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from orchestration.lib.personal_data import install_console_redaction
 from orchestration.lib.settings import PROJECT_ROOT, Settings
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+# Exit code when another run holds the warehouse (EX_TEMPFAIL: try again later).
+EXIT_LOCKED = 75
 
 
 def _date(text: str) -> dt.date:
@@ -52,6 +55,24 @@ def _add_world_flags(parser: argparse.ArgumentParser, customers: int, months: in
         help="share of rows delivered broken, to exercise quarantine (0 = none)",
     )
     parser.add_argument("--batches", type=_positive, default=4, help="batch files per source")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
+    return value
+
+
+def _add_wait_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another run (CLI or Dagster) is using the same warehouse, wait up to SECONDS for it "
+        f"(default 0: exit at once with code {EXIT_LOCKED} and a message naming the other run's pid and start time)",
+    )
 
 
 def generate(args: argparse.Namespace, landing_dir: Path) -> None:
@@ -100,7 +121,7 @@ def run(settings: Settings) -> bool:
     _print_publication(result, settings)
     seconds = time.perf_counter() - started
     if not result.success:
-        failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+        failed = [step for step, _ in failed_steps(result)]
         print(
             f"Pipeline FAILED after {seconds:.0f}s; failed steps: {', '.join(failed) or 'see log above'}",
             file=sys.stderr,
@@ -135,19 +156,34 @@ def print_quality_report(settings: Settings, run_id: str) -> None:
 
 
 def _print_publication(result, settings: Settings) -> None:
-    """Whether this run published the dashboard, and if not, which blocking check stopped it."""
+    """Whether this run published the dashboard and the at-risk exports, and if not, what
+    stopped publication: a failed step (a dbt model's error, from dbt's log) or a blocking check."""
     from orchestration.defs.publish.dashboard_asset import KPI_DASHBOARD_KEY
+    from orchestration.defs.publish.exports_asset import AT_RISK_EXPORTS_KEY, MANIFEST_NAME, export_set_dir
     from orchestration.defs.transform.dbt_assets import marts_current_note
 
-    if KPI_DASHBOARD_KEY in {event.asset_key for event in result.get_asset_materialization_events()}:
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    if KPI_DASHBOARD_KEY in materialized:
         print(f"Dashboard published: {dashboard_page(settings)}")
+    if AT_RISK_EXPORTS_KEY in materialized:
+        print(f"At-risk exports published: {export_set_dir(settings.output_dir)}")
+    if {KPI_DASHBOARD_KEY, AT_RISK_EXPORTS_KEY} <= materialized:
         return
     current = marts_current_note(result, str(settings.warehouse_path), dashboard_page(settings))
     if result.success and current:
         print(current)
         return
-    kept = " (the previous one is kept)" if dashboard_page(settings).exists() else ""
-    print(f"Dashboard NOT updated by this run{kept}.", file=sys.stderr)
+    published = {
+        "Dashboard": (KPI_DASHBOARD_KEY, dashboard_page(settings)),
+        "At-risk exports": (AT_RISK_EXPORTS_KEY, export_set_dir(settings.output_dir) / MANIFEST_NAME),
+    }
+    for name, (key, path) in published.items():
+        if key not in materialized:
+            kept = "the previous version is kept as it was" if path.exists() else "none was published before"
+            print(f"{name} NOT updated by this run ({kept}).", file=sys.stderr)
+    print("Publication stopped by:", file=sys.stderr)
+    for step, reason in failed_steps(result):
+        print(f"  step {step} failed: {reason}", file=sys.stderr)
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.blocking and not evaluation.passed:
             print(
@@ -155,6 +191,26 @@ def _print_publication(result, settings: Settings) -> None:
                 + (f": {evaluation.description}" if evaluation.description else ""),
                 file=sys.stderr,
             )
+
+
+DBT_ERRORS_HEADING = "Errors parsed from dbt logs:"
+
+
+def failed_steps(result) -> list[tuple[str, str]]:
+    """(step, why) of each failed step; for a dbt step, the errors dbt logged (model, file, message)."""
+    failures = []
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        message = (error.message if error else "") or ""
+        if DBT_ERRORS_HEADING in message:
+            lines = message.split(DBT_ERRORS_HEADING, 1)[1].splitlines()
+        else:
+            lines = message.splitlines()[:1]
+        reason = " ".join(line.strip() for line in lines if line.strip()) or "see the log above"
+        failures.append((event.step_key, reason))
+    return failures
 
 
 def dashboard_page(settings: Settings) -> Path:
@@ -261,6 +317,7 @@ def export_at_risk(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_console_redaction()
     parser = argparse.ArgumentParser(prog="billing-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -273,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--landing", type=Path, help="landing folder (default: $BILLING_LANDING_DIR)")
     run_cmd.add_argument("--warehouse", type=Path, help="DuckDB file (default: $BILLING_WAREHOUSE_PATH)")
     run_cmd.add_argument("--output", type=Path, help="reports and exports (default: $BILLING_OUTPUT_DIR)")
+    _add_wait_flag(run_cmd)
 
     demo = commands.add_parser("demo", help="generate a demo world under data/demo and run everything on it")
     _add_world_flags(demo, customers=2000, months=24)
+    _add_wait_flag(demo)
 
     export = commands.add_parser("export", help="write extracts for other teams")
     exports = export.add_subparsers(dest="export", required=True)
@@ -317,22 +376,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not settings.landing_dir.is_dir():
             parser.error(f"landing folder {settings.landing_dir} does not exist")
-        ok = run(settings)
-        if ok:
-            write_dashboard_snapshot(settings)
-        print_where(settings)
-        return 0 if ok else 1
+        return _locked(settings, args.wait, lambda: run_and_report(settings))
     # demo: a fresh world and warehouse every time, so the demo is repeatable
     settings = Settings(DEMO_DIR / "landing", DEMO_DIR / "warehouse.duckdb", DEMO_DIR / "output")
     args.overwrite = True
-    generate(args, settings.landing_dir)
-    for stale in (settings.warehouse_path, settings.warehouse_path.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
+
+    def demo_run() -> int:
+        generate(args, settings.landing_dir)
+        for stale in (settings.warehouse_path, settings.warehouse_path.with_suffix(".duckdb.wal")):
+            stale.unlink(missing_ok=True)
+        return run_and_report(settings)
+
+    return _locked(settings, args.wait, demo_run)
+
+
+def run_and_report(settings: Settings) -> int:
+    """Run the pipeline, snapshot the dashboard, say where things are; the exit code."""
     ok = run(settings)
     if ok:
         write_dashboard_snapshot(settings)
     print_where(settings)
     return 0 if ok else 1
+
+
+def _locked(settings: Settings, wait_seconds: float, work) -> int:
+    """`work()` while holding the warehouse's run lock (orchestration/lib/run_lock.py);
+    EXIT_LOCKED with one line on stderr when another run holds it."""
+    from orchestration.lib.run_lock import RunLockHeld, run_lock
+
+    try:
+        with run_lock(settings.warehouse_path, wait_seconds):
+            return work()
+    except RunLockHeld as error:
+        print(f"billing-analytics: {error}", file=sys.stderr)
+        return EXIT_LOCKED
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ from orchestration.defs.transform.automation import (
 )
 from orchestration.defs.transform.dbt_assets import billing_dbt_models, billing_dbt_models_after_python, dbt_project
 from orchestration.defs.value.assets import sbg_parameters
+from orchestration.lib.personal_data import install_log_redaction
 from orchestration.lib.settings import DBT_EXECUTABLE, Settings
+
+# Every log record of the code location (ours, Dagster's, dbt's relayed events)
+# with emails redacted: a log is read and kept more widely than the warehouse.
+install_log_redaction()
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

@@ -15,15 +15,15 @@ that keeps them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import polars as pl
+
+from orchestration.lib.atomic_files import write_file_atomically
 
 RISK_TABLE = "marts.customer_risk"
 # dim_customers leaves names and emails out on purpose; staging is where they live.
@@ -374,21 +374,14 @@ def write_frame(frame: pl.DataFrame, path: Path, file_format: str) -> ExportedFi
     `path`: a reader sees the old file or the new one, never part of one."""
     if file_format not in FORMATS:
         raise ExportArgumentError(f"unknown format {file_format!r}; valid formats: {_listed(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; an export is for whoever reads the folder
-        with os.fdopen(handle, "wb") as stream:
-            if file_format == "csv":
-                frame.write_csv(stream)
-            else:
-                frame.write_parquet(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+
+    def write(stream: BinaryIO) -> None:
+        if file_format == "csv":
+            frame.write_csv(stream)
+        else:
+            frame.write_parquet(stream)
+
+    write_file_atomically(path, write)
     return ExportedFile(path, file_format, frame.height)
 
 

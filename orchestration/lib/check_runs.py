@@ -5,6 +5,10 @@ failed, when, and on which batch" should not need the Dagster instance: every
 check (GX suites on ingested batches and published marts, dbt tests, the
 billing-anomaly gate) appends one row per check and target here, and the
 human-readable report is rendered from this table.
+
+Examples and messages are stored with personal values masked
+(orchestration/lib/personal_data.py): this table is read by everyone who
+reads the quality report, a wider circle than the warehouse's data.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+
+from orchestration.lib.personal_data import mask_examples, redact_optional
 
 QUALITY_SCHEMA = "quality"
 CHECK_RUNS_TABLE = f"{QUALITY_SCHEMA}.check_runs"
@@ -75,7 +81,7 @@ def ensure_check_runs_table(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def record_check_runs(conn: duckdb.DuckDBPyConnection, run_id: str, runs: list[CheckRun]) -> None:
-    """Append the runs in one transaction (all or none)."""
+    """Append the runs in one transaction (all or none), personal values masked."""
     if not runs:
         return
     ensure_check_runs_table(conn)
@@ -92,8 +98,8 @@ def record_check_runs(conn: duckdb.DuckDBPyConnection, run_id: str, runs: list[C
             r.severity,
             r.rows_checked,
             r.failing_rows,
-            json.dumps(r.examples[:EXAMPLES_KEPT], default=str),
-            r.message,
+            json.dumps(mask_examples(r.examples[:EXAMPLES_KEPT], r.asset), default=str),
+            redact_optional(r.message),
             r.duration_ms,
         )
         for r in runs

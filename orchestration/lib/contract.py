@@ -303,6 +303,22 @@ NON_NEGATIVE_COLUMNS: dict[str, tuple[str, ...]] = {
     "fx_rates": ("usd_per_unit",),
 }
 
+# ISO-4217 codes a currency column accepts: those in circulation in 2026 (CLDR),
+# plus codes withdrawn since 2015 that older invoices still carry. A well-formed
+# code outside this list ('ABC') is a typo, quarantined with its row; a listed
+# code without FX rates rejects its batch until the rates arrive (expectations).
+_ISO_4217_CODES = """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
+    GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD
+    KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN
+    NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP
+    SLE SOS SRD SSP STN SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV
+    WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    ANG BYR CUC HRK LTL MRO SLL STD VEF ZWL
+"""
+ISO_4217_CURRENCIES = frozenset(_ISO_4217_CODES.split())
+
 # Minor units per currency (ISO-4217 exponent); anything not listed has 2.
 ZERO_DECIMAL_CURRENCIES = ("JPY", "KRW")
 

@@ -33,6 +33,7 @@ import pandas as pd
 import polars as pl
 
 from orchestration.lib.check_runs import EXAMPLES_KEPT, CheckRun
+from orchestration.lib.personal_data import mask_example, mask_examples, redact_optional
 from orchestration.lib.readers import ROW_NUMBER
 from orchestration.lib.settings import PROJECT_ROOT
 
@@ -317,8 +318,18 @@ def evaluate(suite: Suite, frame: pl.DataFrame, parameters: dict, latest_chunk: 
             outcomes.append(Outcome(spec, True, frame.height))
             continue
         expectation = next(e for e in registered.expectations if e.id == item.expectation_config.id)
-        outcomes.append(_detail(batch, expectation, spec, parameters, index_columns, frame.height))
+        detail = _detail(batch, expectation, spec, parameters, index_columns, frame.height)
+        outcomes.append(_masked(detail, suite.meta.get("table", suite.name)))
     return sorted(outcomes, key=lambda o: o.spec.position)
+
+
+def _masked(outcome: Outcome, table: str) -> Outcome:
+    """The outcome with personal values masked (orchestration/lib/personal_data.py): its
+    examples become check-run rows, messages, Dagster metadata and log lines."""
+    outcome.examples = mask_examples(outcome.examples, table)
+    outcome.observed = mask_example(outcome.observed, table)
+    outcome.error = redact_optional(outcome.error)
+    return outcome
 
 
 def _detail(

@@ -35,6 +35,7 @@ import polars as pl
 from orchestration.lib.check_runs import CheckRun, cli_run_id, record_check_runs
 from orchestration.lib.contract import BATCH_SUFFIXES, SOURCES, TRUTH_FOLDER, Source
 from orchestration.lib.expectations import rejection_error, validate_raw_batch
+from orchestration.lib.failpoints import failpoint
 from orchestration.lib.readers import ROW_NUMBER, UnreadableBatchError, batch_format, read_batch
 from orchestration.lib.validation import EXTRA_COLUMN, QUARANTINE_SCHEMA, validate_batch
 from orchestration.lib.warehouse import fetch_scalar
@@ -352,6 +353,11 @@ def _ingest_file(
     except OSError as error:
         return _record_unreadable(conn, manifest, "", f"{rel}: cannot read the file ({error})", started)
     content_hash = hashlib.sha256(data).hexdigest()
+    if not data:
+        # Never a finished export (a CSV has at least its header): most likely a copy
+        # still in progress, so it is retried rather than recorded as loaded.
+        error = f"{rel}: empty file (0 bytes): nothing to load; retried next run, in case it is still being written"
+        return _record_unreadable(conn, manifest, content_hash, error, started)
     if content_hash in loaded_hashes:
         manifest |= {
             "content_hash": content_hash,
@@ -438,13 +444,16 @@ def _record_unreadable(
 
 
 def _in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[], int]) -> int:
+    failpoint("ingest.before_write")  # test hook: the batch is read and checked, nothing written
     conn.begin()
     try:
         outcome = work()
+        failpoint("ingest.before_commit")  # test hook: written inside the open transaction
     except BaseException:
         conn.rollback()
         raise
     conn.commit()
+    failpoint("ingest.after_commit")  # test hook: committed, the next batch not begun
     return outcome
 
 

@@ -10,6 +10,10 @@ the history of the last runs.
 "Latest run" is the run id whose newest row is the newest in the table. Both
 files are rendered from the table alone, on a read-only connection, and
 replaced atomically, so a dashboard or browser never sees half a report.
+
+Examples, messages and targets are masked again as they are read
+(orchestration/lib/personal_data.py): rows recorded before masking existed,
+or by a writer that bypassed it, must not reach the page either.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from orchestration.lib.atomic_files import write_text_atomically
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, QUALITY_SCHEMA
+from orchestration.lib.personal_data import mask_examples, redact_optional
 from orchestration.lib.warehouse import open_warehouse
 
 REPORT_HTML = "data_quality.html"
@@ -169,7 +173,7 @@ def load_quality_report(conn: duckdb.DuckDBPyConnection, history_runs: int = HIS
         [latest_run],
     ).fetchall()
     report.failures = sorted(
-        (FailedCheck(*row[:7], examples=_examples(row[7]), message=row[8]) for row in failures),
+        (_failed_check(*row) for row in failures),
         key=lambda f: (f.severity != "block", _layer_rank(f.layer), f.asset, f.check_name, f.target or ""),
     )
 
@@ -201,12 +205,29 @@ def load_quality_report(conn: duckdb.DuckDBPyConnection, history_runs: int = HIS
     ).fetchall()
     report.statuses = sorted(
         (
-            CheckStatus(layer, asset, name, targets or [], passed, severity, failing, at, run_id)
+            CheckStatus(
+                layer, asset, name, [redact_optional(t) for t in targets or []], passed, severity, failing, at, run_id
+            )
             for layer, asset, name, targets, passed, severity, failing, at, run_id in statuses
         ),
         key=lambda s: (s.passed, _layer_rank(s.layer), s.asset, s.check_name),
     )
     return report
+
+
+def _failed_check(layer, asset, check_name, target, severity, rows_checked, failing_rows, examples, message):
+    """A failing check as shown: examples, message and target masked."""
+    return FailedCheck(
+        layer,
+        asset,
+        check_name,
+        redact_optional(target),
+        severity,
+        rows_checked,
+        failing_rows,
+        examples=mask_examples(_examples(examples), asset),
+        message=redact_optional(message),
+    )
 
 
 def _examples(raw: str | None) -> list:
@@ -440,24 +461,12 @@ def render_markdown(report: QualityReport) -> str:
     return "\n".join(lines)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside the target, then rename over it: readers see the old file or the new one.
-    (Not mkstemp: its files are private (0600); this one takes the umask like any report.)"""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_report_files(report: QualityReport, output_dir: Path) -> Path:
     reports_dir = Path(output_dir) / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(reports_dir / REPORT_MARKDOWN, render_markdown(report))
+    write_text_atomically(reports_dir / REPORT_MARKDOWN, render_markdown(report))
     html_path = reports_dir / REPORT_HTML
-    _write_atomically(html_path, render_html(report))
+    write_text_atomically(html_path, render_html(report))
     return html_path
 
 

@@ -4,7 +4,11 @@ Each format becomes a Polars frame of string columns (file order) plus the
 record number, so validation has a single code path and the quarantine can show
 exactly what was delivered. A problem that spoils one record (a line that is not
 JSON, a CSV row with the wrong number of fields) becomes a rejected record; a
-problem that spoils the whole file raises `UnreadableBatchError`.
+problem that spoils the whole file raises `UnreadableBatchError`: a corrupt
+gzip or Parquet file, bytes that are not UTF-8 (the error names line, record
+and column, never the value), a one-column header holding another separator
+(';', tab, '|'), a repeated column name, a quote never closed (read leniently,
+the rest of the file would become one value).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import gzip
 import io
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -88,15 +93,65 @@ def _gunzip(data: bytes, name: str) -> bytes:
         raise UnreadableBatchError(f"{name}: not a readable gzip file ({error})") from error
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str, locate: Callable[[str], str | None] | None = None) -> str:
+    """The text of a UTF-8 file; otherwise the error names line, record and column.
+
+    The file stays unreadable as a whole: guessing another encoding would turn
+    names into mojibake without a word. `locate` finds the record and column of
+    the first bad byte in the text decoded with surrogate escapes.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
+        place = f"line {line}"
+        where = locate(data.decode("utf-8", errors="surrogateescape")) if locate else None
+        if where:
+            place += f", {where}"
+        # The byte only, never the value: the field may be a name or an email.
         raise UnreadableBatchError(
-            f"{name}: not UTF-8 at line {line} (byte {data[error.start : error.start + 1]!r})"
+            f"{name}: not UTF-8 at {place} (byte 0x{data[error.start]:02x}): "
+            "the contract requires UTF-8; re-export the file as UTF-8"
         ) from error
     return text.removeprefix("\ufeff")
+
+
+def _escaped(value: str) -> bool:
+    """True when a value holds a byte that was not UTF-8 (a surrogate escape)."""
+    return any("\udc80" <= char <= "\udcff" for char in value)
+
+
+def _locate_in_csv(text: str) -> str | None:
+    try:
+        reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+        header = next(reader, [])
+        for index, value in enumerate(header):
+            if _escaped(value):
+                return f"header, column {index + 1}"
+        for record, fields in enumerate(reader, start=1):
+            for index, value in enumerate(fields):
+                if _escaped(value):
+                    column = header[index] if index < len(header) else f"{index + 1} (beyond the header)"
+                    return f"record {record}, column {column}"
+    except csv.Error:
+        return None
+    return None
+
+
+def _locate_in_jsonl(text: str) -> str | None:
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not _escaped(line):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return f"record {number}"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _escaped(key) or (isinstance(item, str) and _escaped(item)):
+                    return f"record {number}, column {key if not _escaped(key) else '(its name)'}"
+        return f"record {number}"
+    return None
 
 
 def _empty_rejected() -> pl.DataFrame:
@@ -148,11 +203,12 @@ def _without_trailing_blank_lines(data: bytes) -> bytes:
 
 def _read_csv(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     data = _without_trailing_blank_lines(data)
-    text = _decode(data, name)
+    text = _decode(data, name, _locate_in_csv)
     if not text.strip():
         # No header at all: nothing delivered, nothing to lose.
         return pl.DataFrame(schema={ROW_NUMBER: pl.Int64}), _empty_rejected()
     header = next(csv.reader(io.StringIO(text, newline="")))
+    _check_separator(header, name)
     _check_names(header, name)
     body = data.removeprefix(_BOM)
     try:
@@ -181,6 +237,29 @@ def _read_csv(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         [(row, _ragged_reason(fields, len(header)), _raw_record(line or "")) for row, fields, line in bad.iter_rows()]
     )
     return frame.filter(~ragged), rejected
+
+
+# Separators other exports use; in a one-column header they mean the wrong one was used.
+_OTHER_SEPARATORS = (";", "\t", "|")
+SHOWN_HEADER_CHARS = 40
+
+
+def _check_separator(header: list[str], name: str) -> None:
+    """A one-column header holding another separator: the file as a whole is unusable.
+
+    Read as CSV, every row would be one field and lose every required column;
+    saying which separator was found is what lets the sender fix it.
+    """
+    if len(header) != 1:
+        return
+    found = next((s for s in _OTHER_SEPARATORS if s in header[0]), None)
+    if found is None:
+        return
+    shown = header[0] if len(header[0]) <= SHOWN_HEADER_CHARS else header[0][:SHOWN_HEADER_CHARS] + "..."
+    raise UnreadableBatchError(
+        f"{name}: the header is one column containing {found!r} ({shown!r}): "
+        "the contract separates fields with ','; re-export the file comma-separated"
+    )
 
 
 def _ragged_reason(fields: int, width: int) -> str:
@@ -227,9 +306,11 @@ def _read_csv_exactly(text: str, header: list[str], name: str) -> tuple[pl.DataF
     row_numbers: list[int] = []
     bad: list[tuple[int, str, str]] = []
     reader = csv.reader(io.StringIO(text, newline=""))
+    last_start = previous_end = 1  # line on which the latest record starts; where the one before ended
     try:
         next(reader)
         for row_number, fields in enumerate(reader, start=1):
+            last_start, previous_end = previous_end + 1, reader.line_num
             if len(fields) != width:
                 raw = io.StringIO()
                 csv.writer(raw, lineterminator="").writerow(fields)
@@ -246,9 +327,28 @@ def _read_csv_exactly(text: str, header: list[str], name: str) -> tuple[pl.DataF
                 values.append(value)
     except csv.Error as error:
         raise UnreadableBatchError(f"{name}: not parseable as CSV near line {reader.line_num} ({error})") from error
+    if _ends_inside_quotes(text):
+        # The lenient reader made the rest of the file one value: every record after
+        # the quote would vanish into it, so the file as a whole is refused.
+        records = len(row_numbers) + len(bad)
+        raise UnreadableBatchError(
+            f"{name}: a quoted value opened in record {records} (line {last_start}) is never closed, "
+            "so the rest of the file would be one value"
+        )
     frame = pl.DataFrame({c: pl.Series(c, v, dtype=pl.String) for c, v in zip(header, columns, strict=True)})
     frame = frame.with_columns(pl.Series(ROW_NUMBER, row_numbers, dtype=pl.Int64))
     return frame, _rejected(bad)
+
+
+def _ends_inside_quotes(text: str) -> bool:
+    """True when the file ends inside a quoted value (strict parsing says so; another
+    strictness error first means the quoting is at least closed somewhere)."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+            pass
+    except csv.Error as error:
+        return str(error) == "unexpected end of data"
+    return False
 
 
 # --- JSON lines ------------------------------------------------------------
@@ -256,7 +356,7 @@ def _read_csv_exactly(text: str, header: list[str], name: str) -> tuple[pl.DataF
 
 def _read_jsonl(data: bytes, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Row number = line number, so a quarantined record points into the file."""
-    text = _decode(data, name)
+    text = _decode(data, name, _locate_in_jsonl)
     data = data.removeprefix(_BOM)
     lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     try:
@@ -298,6 +398,9 @@ def _read_jsonl_by_line(text: str, name: str) -> tuple[pl.DataFrame, pl.DataFram
         try:
             # Decimal keeps a number as written ('12.50'), never through a float.
             value = json.loads(line, parse_float=Decimal)
+        except RecursionError:
+            bad.append((line_number, f"line {line_number}: not valid JSON (nested too deeply)", _raw_record(line)))
+            continue
         except json.JSONDecodeError as error:
             bad.append(
                 (

@@ -1,4 +1,11 @@
-"""What the last loads did, per source: for people (Markdown, console) and tools (JSON)."""
+"""What the last loads did, per source: for people (Markdown, console) and tools (JSON).
+
+The report says what kind of problem each quarantined row had, not the values:
+a reason quotes the delivered value, which can be anyone's name or address in
+the wrong column, so quoted values are blanked here (they group better that
+way, too) and left in raw._quarantine. File names and errors are shown with
+email-shaped text redacted (orchestration/lib/personal_data.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.lib.atomic_files import write_text_atomically
 from orchestration.lib.contract import SOURCE_NAMES
+from orchestration.lib.personal_data import redact_optional
 from orchestration.lib.warehouse import fetch_scalar, open_warehouse
 
 
@@ -40,7 +49,11 @@ def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
     }
     reasons = conn.execute(
         """
-        select source, column_name, regexp_replace(reason, '\\(.*\\)', '(...)') as reason_kind, count(*) as n
+        select source,
+               column_name,
+               -- (the value) and 'the value' become (...) and '...': the kind of problem, no delivered value
+               regexp_replace(regexp_replace(reason, '\\(.*\\)', '(...)'), '''.*''', '''...''') as reason_kind,
+               count(*) as n
         from raw._quarantine
         group by all
         order by n desc
@@ -58,8 +71,12 @@ def load_summary(conn: duckdb.DuckDBPyConnection) -> dict:
     return {
         "sources": {name: per_source.get(name, {}) for name in SOURCE_NAMES},
         "top_quarantine_reasons": [{"source": s, "column": c, "reason": r, "rows": n} for s, c, r, n in reasons],
-        "unreadable_files": [{"source": s, "file": f, "error": e} for s, f, e in unreadable],
-        "rejected_batches": [{"source": s, "file": f, "rows": n, "error": e} for s, f, n, e in rejected],
+        "unreadable_files": [
+            {"source": s, "file": redact_optional(f), "error": redact_optional(e)} for s, f, e in unreadable
+        ],
+        "rejected_batches": [
+            {"source": s, "file": redact_optional(f), "rows": n, "error": redact_optional(e)} for s, f, n, e in rejected
+        ],
     }
 
 
@@ -100,9 +117,9 @@ def render_markdown(summary: dict) -> str:
 
 def write_load_report(summary: dict, reports_dir: Path) -> Path:
     reports_dir.mkdir(parents=True, exist_ok=True)
-    (reports_dir / "load_report.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomically(reports_dir / "load_report.json", json.dumps(summary, indent=2, default=str))
     path = reports_dir / "load_report.md"
-    path.write_text(render_markdown(summary))
+    write_text_atomically(path, render_markdown(summary))
     return path
 
 

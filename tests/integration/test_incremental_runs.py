@@ -28,6 +28,7 @@ from orchestration.lib.contract import SOURCES
 from orchestration.lib.policy import OPEN_GATE, write_policy_variant
 from orchestration.lib.settings import Settings
 from tests.integration.conftest import policy_without_gate, run_pipeline
+from tests.integration.warehouse_comparison import table_differences
 
 pytestmark = pytest.mark.integration
 
@@ -172,41 +173,11 @@ def test_raw_holds_the_same_rows_either_way(runs):
             assert counts[0] == counts[1], table
 
 
-def _tables(conn: duckdb.DuckDBPyConnection, catalog: str) -> dict[tuple[str, str], list[str]]:
-    rows = conn.execute(
-        "select table_schema, table_name, column_name from information_schema.columns "
-        "where table_catalog = ? and table_schema in (select unnest(?)) order by table_schema, table_name, "
-        "ordinal_position",
-        [catalog, list(SCHEMAS)],
-    ).fetchall()
-    tables: dict[tuple[str, str], list[str]] = {}
-    for schema, table, column in rows:
-        tables.setdefault((schema, table), []).append(column)
-    return tables
-
-
 def test_every_staging_intermediate_and_mart_table_equals_the_full_rebuild_row_for_row(runs, tmp_path):
-    conn = duckdb.connect(str(tmp_path / "compare.duckdb"))
-    conn.execute(f"attach '{runs['daily'].warehouse_path}' as daily (read_only)")
-    conn.execute(f"attach '{runs['full'].warehouse_path}' as full_rebuild (read_only)")
-    daily, full = _tables(conn, "daily"), _tables(conn, "full_rebuild")
-    assert daily == full, "the same tables with the same columns"
-    assert {schema for schema, _ in full} == set(SCHEMAS)
-    assert any(table == "kpi_churn" for _, table in full)
-    differences = {}
-    for (schema, table), columns in full.items():
-        compared = ", ".join(f'"{c}"' for c in columns if (schema, table, c) not in EXCLUDED_COLUMNS)
-        counts = []
-        for left, right in (("daily", "full_rebuild"), ("full_rebuild", "daily")):
-            counts.append(
-                conn.execute(
-                    f"select count(*) from (select {compared} from {left}.{schema}.{table} "
-                    f"except all select {compared} from {right}.{schema}.{table})"
-                ).fetchall()[0][0]
-            )
-        rows = conn.execute(f"select count(*) from full_rebuild.{schema}.{table}").fetchall()[0][0]
-        if counts != [0, 0]:
-            differences[f"{schema}.{table}"] = {"only_daily": counts[0], "only_full": counts[1], "rows": rows}
+    daily, full = runs["daily"].warehouse_path, runs["full"].warehouse_path
+    full_tables, differences = table_differences(daily, full, SCHEMAS, EXCLUDED_COLUMNS, tmp_path / "compare.duckdb")
+    assert {schema for schema, _ in full_tables} == set(SCHEMAS)
+    assert any(table == "kpi_churn" for _, table in full_tables)
     assert differences == {}
 
 

@@ -4,8 +4,8 @@ Run 1 publishes the dashboard. Then an invoice-lines batch lands whose lines
 point at an invoice nobody delivered (referential integrity, a blocking
 expectation of expectations/raw_invoice_lines.json). Run 2 must reject that
 batch before writing it, fail the blocking `batch_expectations` check, skip
-everything downstream (dbt, the gate, the dashboard), leave the previous
-dashboard byte for byte, and say on record which check failed, how many rows
+everything downstream (dbt, the gate, the dashboard, the exports), leave the previous
+dashboard and at-risk exports byte for byte, and say on record which check failed, how many rows
 and with which examples.
 """
 
@@ -37,7 +37,10 @@ def test_a_structural_defect_stops_publication_and_keeps_the_last_good_dashboard
     settings, ok = generate_and_run(tmp_path / "world", WORLD, DELIVERY)
     assert ok, "the clean world's first run must publish"
     folder = settings.output_dir / "dashboard"
+    exports = settings.output_dir / "exports" / "at_risk"
     published = {path: path.read_bytes() for path in (folder / "index.html", folder / "dashboard_data.json")}
+    published |= {path: path.read_bytes() for path in exports.iterdir()}
+    assert exports / "manifest.json" in published
 
     # Two well-formed lines (every contract check passes row by row) on an unknown invoice.
     (settings.landing_dir / DEFECT_FILE).write_text(
@@ -61,6 +64,7 @@ def test_a_structural_defect_stops_publication_and_keeps_the_last_good_dashboard
     started = {event.step_key for event in result.all_events if event.event_type_value == "STEP_START"}
     assert "publish__kpi_dashboard" not in started
     assert {path: path.read_bytes() for path in published} == published
+    assert set(exports.iterdir()) == {path for path in published if path.parent == exports}
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         # the batch was not written, and the manifest says why

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -455,14 +456,17 @@ def test_a_new_set_replaces_the_old_one_whole(conn, tmp_path):
     from orchestration.defs.publish.exports_asset import publish_at_risk_exports
 
     publish_at_risk_exports(conn, tmp_path, "company_size", 0.0, WINDOW_90)
+    company_size_version = os.readlink(tmp_path / "exports" / "at_risk")
     publish_at_risk_exports(conn, tmp_path, "region", 0.3, WINDOW_90)
     folder = tmp_path / "exports" / "at_risk"
-    # no company_size file survives; no staging or retired folder is left beside it
+    # no company_size file survives in the published set
     assert sorted(item.name for item in folder.iterdir()) == sorted(
         [f"at_risk_region_{region}.{ext}" for region in ("apac", "emea", "north_america") for ext in ("csv", "parquet")]
         + ["manifest.json"]
     )
-    assert [item.name for item in folder.parent.iterdir()] == ["at_risk"]
+    # beside the link only the new version and the one it replaced (kept for readers still on it)
+    assert folder.is_symlink()
+    assert {item.name for item in folder.parent.iterdir()} == {"at_risk", company_size_version, os.readlink(folder)}
     manifest = json.loads((folder / "manifest.json").read_text())
     # score >= 0.3: cus_01 (emea), cus_02 and cus_06 (apac)
     assert {entry["segment_value"]: entry["rows"] for entry in manifest["files"]} == {
@@ -478,6 +482,7 @@ def test_a_set_that_fails_half_way_leaves_the_previous_set_untouched(conn, tmp_p
     exports_asset.publish_at_risk_exports(conn, tmp_path, "company_size", 0.0, WINDOW_90)
     folder = tmp_path / "exports" / "at_risk"
     before = {item.name: item.read_bytes() for item in folder.iterdir()}
+    siblings = sorted(item.name for item in folder.parent.iterdir())
     calls = []
 
     def failing_write(frame, path, file_format):
@@ -490,7 +495,8 @@ def test_a_set_that_fails_half_way_leaves_the_previous_set_untouched(conn, tmp_p
     with pytest.raises(OSError, match="disk full"):
         exports_asset.publish_at_risk_exports(conn, tmp_path, "region", 0.0, WINDOW_90)
     assert {item.name: item.read_bytes() for item in folder.iterdir()} == before
-    assert [item.name for item in folder.parent.iterdir()] == ["at_risk"]
+    # the half-written version is deleted
+    assert sorted(item.name for item in folder.parent.iterdir()) == siblings
 
 
 def test_segment_values_become_safe_file_names():

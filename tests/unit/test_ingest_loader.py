@@ -513,3 +513,20 @@ def test_files_after_a_rejected_batch_wait_so_the_later_version_of_a_row_still_w
         "select status from raw.payments where payment_id = 'pay_1' order by _batch_id desc limit 1"
     ).fetchall()
     assert newest == [("succeeded",)]
+
+
+def test_an_empty_file_is_unreadable_and_retried_until_it_has_content(conn, landing):
+    path = write(landing / "payments" / "a.csv", b"")
+    ingest(conn, landing)
+    assert conn.execute("select status, rows_in_file, error from raw._load_manifest").fetchall() == [
+        (
+            "unreadable",
+            None,
+            "payments/a.csv: empty file (0 bytes): nothing to load; "
+            "retried next run, in case it is still being written",
+        )
+    ]
+
+    write(path, csv_text(GOOD_ROWS[0]))
+    ingest(conn, landing)
+    assert [row[2:6] for row in manifest(conn)] == [("loaded", 1, 1, 0)]

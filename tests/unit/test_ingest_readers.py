@@ -174,3 +174,61 @@ def test_blank_lines_at_the_end_of_a_csv_are_layout_not_records(ending):
     assert batch.frame.to_dicts() == [{"a": "1", "b": "2", ROW_NUMBER: 1}, {"a": "3", "b": "4", ROW_NUMBER: 2}]
     assert batch.rejected.height == 0
     assert batch.rows_in_file == 2
+
+
+def test_a_one_column_header_holding_semicolons_makes_the_file_unreadable_and_names_the_separator():
+    with pytest.raises(UnreadableBatchError) as raised:
+        read_batch(b"customer_id;name;country\nc1;Ann;DE\n", "csv", "src/b.csv")
+    assert str(raised.value) == (
+        "src/b.csv: the header is one column containing ';' ('customer_id;name;country'): "
+        "the contract separates fields with ','; re-export the file comma-separated"
+    )
+
+
+def test_a_single_column_without_another_separator_is_an_ordinary_file():
+    assert rows(b"customer_id\nc1\n", "csv") == [{"customer_id": "c1", ROW_NUMBER: 1}]
+
+
+def test_not_utf8_names_line_record_and_column_but_never_the_value():
+    # Record 2 spans lines 3 and 4; the bad byte is on line 4, in column name.
+    data = b'id,name\n1,Ann\n2,"Line\nM\xfcller"\n'
+    with pytest.raises(UnreadableBatchError) as raised:
+        read_batch(data, "csv", "src/b.csv")
+    assert str(raised.value) == (
+        "src/b.csv: not UTF-8 at line 4, record 2, column name (byte 0xfc): "
+        "the contract requires UTF-8; re-export the file as UTF-8"
+    )
+    assert "ller" not in str(raised.value)
+
+
+def test_not_utf8_in_the_header_or_a_jsonl_record_is_located_too():
+    with pytest.raises(UnreadableBatchError, match=r"not UTF-8 at line 1, header, column 2 \(byte 0xfc\)"):
+        read_batch(b"id,n\xfcme\n1,2\n", "csv", "src/b.csv")
+    with pytest.raises(UnreadableBatchError, match=r"not UTF-8 at line 2, record 2, column name \(byte 0xe9\)"):
+        read_batch(b'{"id": "1"}\n{"id": "2", "name": "Ren\xe9"}\n', "jsonl", "src/b.jsonl")
+
+
+def test_a_quote_never_closed_makes_the_file_unreadable_instead_of_swallowing_the_records_after_it():
+    data = b'a,b\n1,"x\ny",z\n3,"open\n4,5\n'
+    with pytest.raises(UnreadableBatchError) as raised:
+        read_batch(data, "csv", "src/b.csv")
+    assert str(raised.value) == (
+        "src/b.csv: a quoted value opened in record 2 (line 4) is never closed, "
+        "so the rest of the file would be one value"
+    )
+
+
+def test_a_stray_quote_inside_an_unquoted_value_is_kept_as_text():
+    assert rows(b'a,b\n1,x"y\n2,"z\nw"\n', "csv") == [
+        {"a": "1", "b": 'x"y', ROW_NUMBER: 1},
+        {"a": "2", "b": "z\nw", ROW_NUMBER: 2},
+    ]
+
+
+def test_a_jsonl_line_nested_too_deeply_is_a_rejected_record_not_a_crash():
+    data = b'{"a": "1"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    batch = read_batch(data, "jsonl", "src/b.jsonl")
+    assert batch.frame.to_dicts() == [{"a": "1", ROW_NUMBER: 1}]
+    assert [(r, reason) for r, reason, _ in batch.rejected.rows()] == [
+        (2, "line 2: not valid JSON (nested too deeply)")
+    ]

@@ -341,3 +341,56 @@ def test_keys_are_compared_as_typed_values_so_padding_does_not_make_a_new_key():
     assert result.valid["payment_id"].to_list() == ["p2"]
     assert [(r[0], r[1]) for r in quarantined(result)] == [(1, "payment_id"), (2, "payment_id")]
     assert "duplicate key with different values (2 rows in this batch, first at row 1)" in quarantined(result)[0][2]
+
+
+def test_a_well_formed_code_that_is_no_iso_4217_currency_is_quarantined_while_chf_loads():
+    result = validate_batch(batch(payment(currency="ABC"), payment(payment_id="p2", currency="CHF")), "payments")
+    assert result.valid["payment_id"].to_list() == ["p2"]
+    assert quarantined(result) == [(1, "currency", "currency: not an ISO-4217 currency ('ABC')")]
+
+
+def test_a_well_formed_number_too_large_for_its_column_is_out_of_range_not_malformed():
+    result = validate_batch(
+        batch(payment(amount="1e20"), payment(payment_id="p2", attempt_number="99999999999999999999")), "payments"
+    )
+    assert quarantined(result) == [
+        (1, "amount", "amount: out of range, at most 14 digits before the point ('1e20')"),
+        (2, "attempt_number", "attempt_number: out of range for a 64-bit integer ('99999999999999999999')"),
+    ]
+
+
+CUSTOMER = {
+    "customer_id": "c1",
+    "country": "DE",
+    "currency": "EUR",
+    "company_size": "smb",
+    "created_at": "2024-01-01T00:00:00Z",
+}
+
+
+def test_versions_of_one_key_in_one_batch_keep_the_latest_updated_at_and_quarantine_the_older():
+    frame = batch(
+        CUSTOMER | {"updated_at": "2024-02-01T00:00:00Z"},
+        CUSTOMER | {"company_size": "enterprise", "updated_at": "2024-03-01T00:00:00Z"},
+        CUSTOMER | {"company_size": "mid_market"},  # no updated_at: loses to any version that has one
+        CUSTOMER | {"customer_id": "c2", "updated_at": "2024-02-01T00:00:00Z"},
+        CUSTOMER | {"customer_id": "c2", "updated_at": "2024-02-01T00:00:00Z"},
+        CUSTOMER | {"customer_id": "c3", "updated_at": "2024-01-01T00:00:00Z"},
+        CUSTOMER | {"customer_id": "c3", "company_size": "enterprise", "updated_at": "2024-03-01T00:00:00Z"},
+        CUSTOMER | {"customer_id": "c3", "company_size": "mid_market", "updated_at": "2024-03-01T00:00:00Z"},
+    )
+    result = validate_batch(frame, "customers")
+    assert result.valid.select("customer_id", "company_size", ROW_NUMBER).rows() == [
+        ("c1", "enterprise", 2),
+        ("c2", "smb", 4),
+    ]
+    superseded = "customer_id: superseded by row 2 of this batch (later updated_at)"
+    conflict = "customer_id: duplicate key with different values (2 rows in this batch, first at row 7)"
+    assert quarantined(result) == [
+        (1, "customer_id", superseded),
+        (3, "customer_id", superseded),
+        (5, "customer_id", "customer_id: exact duplicate of row 4"),
+        (6, "customer_id", "customer_id: superseded by row 7 of this batch (later updated_at)"),
+        (7, "customer_id", conflict),
+        (8, "customer_id", conflict),
+    ]

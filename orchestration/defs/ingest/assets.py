@@ -27,6 +27,8 @@ from orchestration.lib.loader import BatchResult, SourceLoadReport, ingest_sourc
 from orchestration.lib.warehouse import fetch_scalar
 
 INGEST_GROUP = "ingest"
+# Quarantined rows shown in an ingest asset's metadata; raw._quarantine has them all.
+QUARANTINE_EXAMPLES = 20
 
 
 def conservation_violations(conn, source_name: str) -> list[dict]:
@@ -54,7 +56,23 @@ def conservation_violations(conn, source_name: str) -> list[dict]:
     return [{"batch_file": f, "rows_in_file": n, "rows_in_raw": lo, "rows_in_quarantine": q} for f, n, lo, q in rows]
 
 
-def _report_metadata(report: SourceLoadReport, total_rows: int) -> dict:
+def quarantine_examples(conn, report: SourceLoadReport, limit: int = QUARANTINE_EXAMPLES) -> list[dict]:
+    """The first quarantined rows of the batches loaded in this run: file, row, column, reason.
+
+    Reasons quote a value only for checked (typed, enum, code) columns, never a
+    free-text one such as a name, email or comment."""
+    batch_ids = [b.batch_id for b in report.loaded_batches if b.rows_quarantined]
+    if not batch_ids:
+        return []
+    rows = conn.execute(
+        "select batch_file, row_number, column_name, reason from raw._quarantine "
+        f"where batch_id in ({', '.join('?' for _ in batch_ids)}) order by batch_id, row_number limit ?",
+        [*batch_ids, limit],
+    ).fetchall()
+    return [{"file": f, "row": r, "column": c, "reason": reason} for f, r, c, reason in rows]
+
+
+def _report_metadata(report: SourceLoadReport, total_rows: int, quarantined: list[dict]) -> dict:
     return {
         "new_batches": len(report.batches),
         "files_already_loaded": report.files_already_loaded,
@@ -64,6 +82,7 @@ def _report_metadata(report: SourceLoadReport, total_rows: int) -> dict:
             [{"file": b.batch_file, "error": b.error} for b in report.unreadable]
         ),
         "rejected_files": dg.MetadataValue.json([b.batch_file for b in report.rejected]),
+        "quarantined_rows": dg.MetadataValue.json(quarantined),
         "expectation_seconds": round(sum(b.expectation_seconds for b in report.batches), 3),
         "dagster/row_count": total_rows,
         "batches": dg.MetadataValue.md(_batches_table(report)),
@@ -171,12 +190,14 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
                 conn, Path(warehouse.landing_dir), source.name, log=context.log.info, run_id=context.run.run_id
             )
             for bad in report.unreadable:
-                context.log.error(f"{source.name}: could not read {bad.batch_file}: {bad.error}")
+                # The error starts with the file's path.
+                context.log.error(f"UNREADABLE (retried next run): {bad.error}")
             for bad in report.rejected:
                 context.log.error(bad.error)
             total_rows = fetch_scalar(conn, f"select count(*) from raw.{source.name}")
             violations = conservation_violations(conn, source.name)
-        yield dg.MaterializeResult(metadata=_report_metadata(report, total_rows))
+            quarantined = quarantine_examples(conn, report)
+        yield dg.MaterializeResult(metadata=_report_metadata(report, total_rows, quarantined))
         yield dg.AssetCheckResult(
             check_name="conservation",
             passed=not violations,

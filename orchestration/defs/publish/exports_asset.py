@@ -6,17 +6,14 @@ One CSV and one Parquet file per value of a segment dimension (policy
 checks on that mart run first and, when one fails, Dagster skips this step and the
 previous set stays. Names and emails are never in this set (docs/exports.md).
 
-A new set is written into a fresh sibling folder and swapped in with two renames, so
-a reader finds the old set or the new one, never a mix (for the instant between the
-renames, no folder at all).
+A new set is written into a new version folder and made visible by replacing the
+`at_risk` link in one atomic step (orchestration/lib/atomic_files.py): at every moment
+a reader finds the old complete set or the new one, never a mix and never no folder.
 """
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ from orchestration.lib.at_risk_export import (
     select_at_risk,
     write_frame,
 )
+from orchestration.lib.atomic_files import publish_folder, write_text_atomically
 from orchestration.lib.policy import load_policy, policy_path
 
 AT_RISK_EXPORTS_KEY = dg.AssetKey(["publish", "at_risk_exports"])
@@ -80,15 +78,6 @@ def segment_file_stem(dimension: str, value: str) -> str:
     return f"{FILE_PREFIX}_{dimension}_{safe}"
 
 
-def _swap_in(staged: Path, target: Path) -> None:
-    """Put the staged folder where `target` is: move the old one aside, rename, then delete it."""
-    retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        os.replace(target, retired)
-    os.replace(staged, target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def publish_at_risk_exports(
     conn: duckdb.DuckDBPyConnection,
     output_dir: Path,
@@ -99,8 +88,8 @@ def publish_at_risk_exports(
 ) -> PublishedExportSet:
     """Select once, split by the dimension's values (every value present in the mart gets
     its files, empty ones too, so a missing file never has to be explained), write every
-    file and the manifest into a fresh folder, then swap it in. Nothing published is
-    touched before every file is written."""
+    file and the manifest into a new version folder, then swap it in. Nothing published
+    is touched before every file is written."""
     if segment_dimension not in SEGMENT_DIMENSIONS:
         raise ValueError(f"unknown segment dimension {segment_dimension!r}; valid: {', '.join(SEGMENT_DIMENSIONS)}")
     at_risk = AtRiskFilter(min_risk=min_risk)  # validates min_risk
@@ -112,18 +101,12 @@ def publish_at_risk_exports(
     if len(set(stems.values())) != len(stems):
         raise ValueError(f"two {segment_dimension} values map to one file name: {stems}")
 
-    target = export_set_dir(output_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in target.parent.glob(f".{target.name}.*"):  # a run that died half way
-        shutil.rmtree(leftover, ignore_errors=True)
-    staged = target.with_name(f".{target.name}.new-{uuid.uuid4().hex[:8]}")
-    staged.mkdir()
-    try:
+    def fill(folder: Path) -> dict[str, Any]:
         files: list[dict[str, Any]] = []
         for value, stem in stems.items():
             part = frame.filter(frame[segment_dimension] == value)
             for file_format in FORMATS:
-                written: ExportedFile = write_frame(part, staged / f"{stem}.{file_format}", file_format)
+                written: ExportedFile = write_frame(part, folder / f"{stem}.{file_format}", file_format)
                 files.append(
                     {"file": written.path.name, "format": file_format, "segment_value": value, "rows": written.rows}
                 )
@@ -141,11 +124,12 @@ def publish_at_risk_exports(
             "columns": frame.columns,
             "files": files,
         }
-        (staged / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _swap_in(staged, target)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
+        # the manifest last: a set is complete when its manifest is there
+        write_text_atomically(folder / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+        return manifest
+
+    target = export_set_dir(output_dir)
+    manifest = publish_folder(target, fill)
     return PublishedExportSet(target, manifest)
 
 

@@ -25,7 +25,6 @@ dashboard). Unit tests run in the test suite (tests/integration/test_dbt_unit_te
 not in production builds: they test the SQL, which a run does not change.
 """
 
-import datetime as dt
 import functools
 import json
 import logging
@@ -38,7 +37,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
-from dashboards.publish import PAGE_NAME, dashboard_dir
+from orchestration.defs.publish import last_publication_at
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from orchestration.lib.build_state import (
     FULL,
@@ -55,6 +54,7 @@ from orchestration.lib.build_state import (
 from orchestration.lib.check_runs import CHECK_RUNS_TABLE, record_check_runs
 from orchestration.lib.contract import SOURCE_NAMES
 from orchestration.lib.dbt_results import dbt_test_check_runs
+from orchestration.lib.failpoints import failpoint
 from orchestration.lib.policy import load_policy
 from orchestration.lib.settings import DBT_PROJECT_DIR
 from orchestration.lib.warehouse import open_warehouse
@@ -133,8 +133,7 @@ logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedBuild
 
 def plan_dbt_build(warehouse: WarehouseResource, dbt_op: str, dbt_vars: dict[str, Any], may_skip: bool):
     """The build plan of `dbt_op`, the loaded batches it would reflect and the code fingerprint."""
-    page = dashboard_dir(Path(warehouse.output_dir)) / PAGE_NAME
-    published_at = _utc_mtime(page) if page.exists() else None
+    published_at = last_publication_at(Path(warehouse.output_dir))
     # The whole policy, not only what dbt reads: a changed gate threshold must re-run the gate,
     # which a skipped build would skip too.
     fingerprint = code_fingerprint(DBT_PROJECT_DIR, {"dbt_vars": dbt_vars, "policy": load_policy()})
@@ -216,7 +215,9 @@ def _dbt_build(
     os.environ.update(dbt_build_environment(plan))
     invocation = dbt.cli(dbt_build_args(plan, dbt_vars), context=context)
     try:
-        yield from invocation.stream()
+        for event in invocation.stream():
+            failpoint("dbt.event")  # test hook (orchestration/lib/failpoints.py): killed mid-build
+            yield event
     except BaseException:
         # A failed test makes the stream raise: keep its result, then re-raise the
         # build's own error (a recording problem is only logged here, never raised).
@@ -315,7 +316,3 @@ def marts_current_note(result: dg.ExecuteInProcessResult, warehouse_path: str, d
         previous = last_build(conn, AFTER_PYTHON_OP)
     when = f" of {previous.built_at:%Y-%m-%d %H:%M:%S} UTC" if previous else ""
     return f"No new landing batches since the dbt build{when}: the marts and the dashboard are current: {dashboard}"
-
-
-def _utc_mtime(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
