@@ -31,8 +31,8 @@
 {% macro money_as_text(amount_expression, currency_column) -%}
     case
         when {{ currency_column }} in ('{{ var("zero_decimal_currencies") | join("', '") }}')
-            then cast(cast({{ amount_expression }} as decimal(18, 0)) as varchar)
-        else cast(cast({{ amount_expression }} as decimal(18, 2)) as varchar)
+            then cast(cast({{ amount_expression }} as decimal(18, 0)) as {{ dbt.type_string() }})
+        else cast(cast({{ amount_expression }} as decimal(18, 2)) as {{ dbt.type_string() }})
     end
 {%- endmacro %}
 
@@ -62,13 +62,13 @@
         {{ currency_column }} in ('{{ var("zero_decimal_currencies") | join("', '") }}')
     {%- endset -%}
     {%- set minor_units -%}
-        cast(round(({{ amount_expression }}) * case when {{ is_zero_decimal }} then 1 else 100 end, 0) as hugeint)
+        cast(round(({{ amount_expression }}) * case when {{ is_zero_decimal }} then 1 else 100 end, 0) as {{ type_wide_integer() }})
         * ({{ remaining_days }})
     {%- endset -%}
     cast(
         cast(
             sign({{ minor_units }})
-            * ((2 * abs({{ minor_units }}) + ({{ period_days }})) // (2 * ({{ period_days }})))
+            * {{ integer_divide('2 * abs(' ~ minor_units ~ ') + (' ~ period_days ~ ')', '2 * (' ~ period_days ~ ')') }}
             as decimal(18, 0)
         )
         * case when {{ is_zero_decimal }} then 1.00 else 0.01 end

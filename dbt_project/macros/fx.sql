@@ -13,6 +13,8 @@
     case when {{ currency_column }} = 'USD' then 1.0 else {{ fx_alias }}.usd_per_unit end
 {%- endmacro %}
 
+{#- The rate is a double, so is the product: rounded as DuckDB rounds a double
+    on every adapter (macros/cross_db/doubles.sql). -#}
 {% macro to_usd(amount_column, rate_column='usd_per_unit') -%}
-    cast(round({{ amount_column }} * {{ rate_column }}, 4) as decimal(18, 4))
+    cast({{ round_double(amount_column ~ ' * ' ~ rate_column, 4) }} as decimal(18, 4))
 {%- endmacro %}

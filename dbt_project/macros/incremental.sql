@@ -19,7 +19,11 @@
 {#- True when this build may touch only what changed: the table exists, the
     run is not a full refresh, and the watermark is known. -#}
 {% macro is_partial_rebuild() -%}
-    {{ return(is_incremental() and raw_batch_watermark() is not none) }}
+    {%- set incremental = is_incremental() -%}
+    {%- if incremental -%}
+        {%- do assert_incremental_runs_supported() -%}
+    {%- endif -%}
+    {{ return(incremental and raw_batch_watermark() is not none) }}
 {%- endmacro %}
 
 
@@ -44,10 +48,16 @@
 
 
 {#- The strategy that replaces the rows of the keys a build recomputes, in
-    one place per adapter: DuckDB deletes the keys and inserts them again;
-    Spark needs `merge` (Delta or Iceberg tables: file_format='delta'). -#}
+    one place per adapter (docs/scaling.md, "Incremental strategy per
+    engine"): DuckDB deletes the keys and inserts them again; Spark merges on
+    the unique key, which needs a table format with row-level writes (Delta,
+    Iceberg, Hudi: the var `spark_file_format`, which also sets every model's
+    file_format in dbt_project.yml); other adapters merge.
+
+    Read at parse time, where `config.get` sees nothing: hence the var, not
+    the model's file_format config. -#}
 {% macro upsert_strategy() -%}
-    {{ return(adapter.dispatch('upsert_strategy')()) }}
+    {{ return(adapter.dispatch('upsert_strategy', 'billing_analytics')()) }}
 {%- endmacro %}
 
 {% macro default__upsert_strategy() -%}
@@ -56,6 +66,45 @@
 
 {% macro duckdb__upsert_strategy() -%}
     {{ return('delete+insert') }}
+{%- endmacro %}
+
+{#- Plain Parquet cannot replace rows by key. dbt-spark validates the
+    strategy even when it only creates the table, so parquet gets `append`,
+    a valid strategy that is never used to write: a build on an existing
+    table stops in assert_incremental_runs_supported (a full build, the
+    first or with --full-refresh, recreates the table). Append, not
+    insert_overwrite, in case that guard is ever bypassed: duplicates fail
+    the unique-key tests, an overwrite would drop rows silently. -#}
+{% macro spark__upsert_strategy() -%}
+    {{ return('merge' if spark_merges_rows() else 'append') }}
+{%- endmacro %}
+
+{% macro spark_merges_rows() -%}
+    {{ return(var('spark_file_format', 'parquet') in ['delta', 'iceberg', 'hudi']) }}
+{%- endmacro %}
+
+
+{#- Stops an incremental build (the table exists, no --full-refresh) that
+    the adapter's tables cannot take: on Spark with parquet, see above. -#}
+{% macro assert_incremental_runs_supported() -%}
+    {{ return(adapter.dispatch('assert_incremental_runs_supported', 'billing_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__assert_incremental_runs_supported() -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro spark__assert_incremental_runs_supported() -%}
+    {%- if not spark_merges_rows() -%}
+        {%- do exceptions.raise_compiler_error(
+            "Incremental build of " ~ this ~ " on Spark with file_format '"
+            ~ var('spark_file_format', 'parquet') ~ "': plain Parquet tables cannot replace rows "
+            ~ "by key, so an incremental run would duplicate or drop rows. Build with --full-refresh, "
+            ~ "or store the tables as Delta or Iceberg (--vars '{spark_file_format: delta}', with the "
+            ~ "format's jars on Spark) to get the merge strategy (docs/scaling.md)."
+        ) -%}
+    {%- endif -%}
+    {{ return(none) }}
 {%- endmacro %}
 
 

@@ -348,7 +348,9 @@ drivers as (
         -- an overdue balance with no known MRR counts as fully saturated
         case
             when coalesce(overdue_balances.overdue_balance_usd, 0) <= 0 then 0.0
-            when snapshots.mrr_start_usd > 0 then 1.0 * overdue_balances.overdue_balance_usd / snapshots.mrr_start_usd
+            -- a double, divided as a double on every adapter (macros/cross_db/doubles.sql)
+            when snapshots.mrr_start_usd > 0
+                then cast(overdue_balances.overdue_balance_usd as double) / snapshots.mrr_start_usd
             else {{ risk['drivers']['overdue_mrr_multiple']['saturation'] }}
         end as overdue_mrr_multiple
     from snapshots
@@ -376,8 +378,8 @@ contributions as (
     select
         *,
     {%- for driver in driver_names %}
-        1.0 * {{ risk['drivers'][driver]['weight'] }}
-        * least(1.0, 1.0 * {{ driver }} / {{ risk['drivers'][driver]['saturation'] }})
+        cast({{ risk['drivers'][driver]['weight'] }} as double)
+        * least(1.0, cast({{ driver }} as double) / {{ risk['drivers'][driver]['saturation'] }})
         / (
             {%- for weighted in driver_names %}
                 {{ risk['drivers'][weighted]['weight'] }}{{ ' +' if not loop.last }}
@@ -442,9 +444,9 @@ described as (
         case
             when overdue_balance_usd > 0
                 then
-                    printf('%.2f', overdue_balance_usd) || ' USD overdue at the last month end'
+                    {{ number_as_text('overdue_balance_usd', 2) }} || ' USD overdue at the last month end'
                     || case
-                        when mrr_start_usd > 0 then ' (' || printf('%.1f', overdue_mrr_multiple) || 'x MRR)'
+                        when mrr_start_usd > 0 then ' (' || {{ number_as_text('overdue_mrr_multiple', 1) }} || 'x MRR)'
                         else ''
                     end
         end as overdue_driver
@@ -479,11 +481,11 @@ final as (
         nps_detractor,
         downgrades,
         overdue_balance_usd,
-        round(overdue_mrr_multiple, 4) as overdue_mrr_multiple,
+        {{ round_double('overdue_mrr_multiple', 4) }} as overdue_mrr_multiple,
         {%- for driver in driver_names %}
-            round({{ driver }}_contribution, 4) as {{ driver }}_contribution,
+            {{ round_double(driver ~ '_contribution', 4) }} as {{ driver }}_contribution,
         {%- endfor %}
-        round(exact_risk_score, 4) as risk_score,
+        {{ round_double('exact_risk_score', 4) }} as risk_score,
         case
             {%- for driver in driver_names %}
                 when top_contribution > 0 and {{ driver }}_contribution = top_contribution then '{{ driver }}'

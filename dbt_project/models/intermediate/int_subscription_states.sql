@@ -542,16 +542,21 @@ priced_items as (
 
 ),
 
+{#- A double divided and rounded as DuckDB always did it, on every adapter
+    (macros/cross_db/doubles.sql). -#}
+{%- set exact_monthly_amount -%}
+    cast(
+        unit_amount * quantity
+        * (case when is_loyalty_discounted then 1 - {{ var('loyalty_discount_rate') }} else 1 end)
+        as double
+    ) / {{ months_in_billing_period('product_billing_period') }}
+{%- endset %}
+
 item_mrr as (
 
     select
         *,
-        cast(round(
-            unit_amount * quantity
-            * (case when is_loyalty_discounted then 1 - {{ var('loyalty_discount_rate') }} else 1 end)
-            / {{ months_in_billing_period('product_billing_period') }},
-            4
-        ) as decimal(18, 4)) as item_mrr_amount
+        cast({{ round_double(exact_monthly_amount, 4) }} as decimal(18, 4)) as item_mrr_amount
     from priced_items
 
 ),

@@ -164,7 +164,9 @@ outcomes as (
                 then total_amount - paid_amount - credited_amount
             else 0
         end as unsettled_amount,
-        round({{ dbt.datediff('issued_at', 'settled_at', 'second') }} / 86400.0, 4) as days_to_payment,
+        -- a double on every adapter (macros/cross_db/doubles.sql)
+        {{ round_double('cast(' ~ dbt.datediff('issued_at', 'settled_at', 'second') ~ ' as double) / 86400', 4) }}
+            as days_to_payment,
         error_credit_notes > 0 as has_error_credit_note,
         error_tickets > 0 as has_error_ticket,
         error_credit_notes > 0 or error_tickets > 0 as is_error_invoice

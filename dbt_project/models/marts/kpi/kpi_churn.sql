@@ -116,9 +116,10 @@ final as (
         churned,
         churned_voluntary,
         churned_involuntary,
-        churned * 1.0 / nullif(customers_start, 0) as logo_churn_rate,
+        -- rates are doubles, divided as doubles on every adapter (macros/cross_db/doubles.sql)
+        cast(churned as double) / nullif(customers_start, 0) as logo_churn_rate,
         customers_up_for_renewal,
-        churned_up_for_renewal * 1.0 / nullif(customers_up_for_renewal, 0) as renewal_churn_rate,
+        cast(churned_up_for_renewal as double) / nullif(customers_up_for_renewal, 0) as renewal_churn_rate,
         new_customers,
         reactivated_customers,
         mrr_start_usd,
@@ -128,8 +129,9 @@ final as (
         churned_mrr_usd,
         reactivation_mrr_usd,
         mrr_end_usd,
-        (mrr_start_usd - contraction_mrr_usd - churned_mrr_usd) / nullif(mrr_start_usd, 0) as gross_revenue_retention,
-        (mrr_start_usd + expansion_mrr_usd - contraction_mrr_usd - churned_mrr_usd)
+        cast(mrr_start_usd - contraction_mrr_usd - churned_mrr_usd as double)
+        / nullif(mrr_start_usd, 0) as gross_revenue_retention,
+        cast(mrr_start_usd + expansion_mrr_usd - contraction_mrr_usd - churned_mrr_usd as double)
         / nullif(mrr_start_usd, 0) as net_revenue_retention
     from filled
 

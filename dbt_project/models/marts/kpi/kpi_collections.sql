@@ -193,16 +193,16 @@ final as (
         invoices_first_attempt_failed,
         case
             when invoices_with_attempt > 0
-                then round(1.0 * invoices_first_attempt_failed / invoices_with_attempt, 4)
+                then {{ round_double('cast(invoices_first_attempt_failed as double) / invoices_with_attempt', 4) }}
         end as first_attempt_failure_rate,
         invoices_recovered,
         case
             when invoices_first_attempt_failed > 0
-                then round(1.0 * invoices_recovered / invoices_first_attempt_failed, 4)
+                then {{ round_double('cast(invoices_recovered as double) / invoices_first_attempt_failed', 4) }}
         end as recovered_rate,
         recovered_usd,
         invoices_paid,
-        round(median_days_to_payment, 2) as median_days_to_payment,
+        {{ round_double('median_days_to_payment', 2) }} as median_days_to_payment,
         invoices_uncollectible,
         involuntary_churn_usd,
         overdue_ar_usd

@@ -178,28 +178,30 @@ final as (
         active_customers,
         billing_tickets,
         case
-            when active_customers > 0 then 100.0 * billing_tickets / active_customers
+            -- doubles, divided as doubles on every adapter (macros/cross_db/doubles.sql)
+            when active_customers > 0 then cast(100 * billing_tickets as double) / active_customers
         end as billing_tickets_per_100,
         {%- for subcategory in subcategories %}
             billing_tickets_{{ subcategory }},
             case
-                when active_customers > 0 then 100.0 * billing_tickets_{{ subcategory }} / active_customers
+                when active_customers > 0
+                    then cast(100 * billing_tickets_{{ subcategory }} as double) / active_customers
             end as billing_tickets_{{ subcategory }}_per_100,
         {%- endfor %}
         invoice_clarity_responses,
         case
-            when invoice_clarity_responses > 0 then 1.0 * clarity_score_sum / invoice_clarity_responses
+            when invoice_clarity_responses > 0 then cast(clarity_score_sum as double) / invoice_clarity_responses
         end as invoice_clarity_mean,
         case
-            when invoice_clarity_responses > 0 then 1.0 * clarity_low_responses / invoice_clarity_responses
+            when invoice_clarity_responses > 0 then cast(clarity_low_responses as double) / invoice_clarity_responses
         end as invoice_clarity_low_share,
         csat_responses,
-        case when csat_responses > 0 then 1.0 * csat_score_sum / csat_responses end as csat_mean,
+        case when csat_responses > 0 then cast(csat_score_sum as double) / csat_responses end as csat_mean,
         nps_responses,
         nps_promoters,
         nps_detractors,
         case
-            when nps_responses > 0 then 100.0 * (nps_promoters - nps_detractors) / nps_responses
+            when nps_responses > 0 then cast(100 * (nps_promoters - nps_detractors) as double) / nps_responses
         end as nps
     from filled
 

@@ -173,7 +173,8 @@ countback as (
         segment_dimension,
         segment_value,
         (days_through - days_in_month)
-        + days_in_month * (ar_end_usd - (sales_through_usd - credit_sales_usd)) / credit_sales_usd
+        -- a double on every adapter (macros/cross_db/doubles.sql)
+        + cast(days_in_month * (ar_end_usd - (sales_through_usd - credit_sales_usd)) as double) / credit_sales_usd
             as dso_countback_days
     from countback_walk
     where
@@ -201,12 +202,14 @@ final as (
         filled.open_invoices,
         case
             when filled.credit_sales_usd > 0
-                then round(filled.ar_end_usd / filled.credit_sales_usd * filled.days_in_month, 2)
+                then {{ round_double(
+                    'cast(filled.ar_end_usd as double) / filled.credit_sales_usd * filled.days_in_month', 2
+                ) }}
         end as dso_days,
         -- null when the whole history's credit sales cannot explain the AR
         case
             when filled.ar_end_usd = 0 then 0
-            else round(countback.dso_countback_days, 2)
+            else {{ round_double('countback.dso_countback_days', 2) }}
         end as dso_countback_days
     from filled
     left join countback

@@ -111,10 +111,13 @@ final as (
         invoices_flagged,
         invoiced_usd,
         case
-            when invoices_issued > 0 then round(100.0 * invoices_with_error / invoices_issued, 2)
+            -- a double on every adapter (macros/cross_db/doubles.sql)
+            when invoices_issued > 0
+                then {{ round_double('cast(100 * invoices_with_error as double) / invoices_issued', 2) }}
         end as error_rate_per_100,
         case
-            when invoices_issued > 0 then round(100.0 * invoices_flagged / invoices_issued, 2)
+            when invoices_issued > 0
+                then {{ round_double('cast(100 * invoices_flagged as double) / invoices_issued', 2) }}
         end as anomalies_flagged_per_100
     from filled
 

@@ -179,7 +179,7 @@ total_mismatch as (
     select
         'total_mismatch' as anomaly_type,
         invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         customer_id,
         subscription_id,
         period_start,
@@ -188,8 +188,8 @@ total_mismatch as (
         usd_per_unit,
         line_total as expected_amount,
         total_amount as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         case
             when subtotal_amount <> line_subtotal then 'subtotal_off'
             when discount_amount <> line_discount then 'discount_off'
@@ -211,7 +211,7 @@ tax_error as (
     select
         'tax_error' as anomaly_type,
         invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         customer_id,
         subscription_id,
         period_start,
@@ -220,8 +220,8 @@ tax_error as (
         usd_per_unit,
         expected_tax as expected_amount,
         line_tax as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         case when line_tax = 0 then 'tax_omitted' else 'tax_amount_wrong' end as detail
     from checked_invoices
     where wrong_tax_lines > 0
@@ -234,7 +234,7 @@ price_mismatch as (
     select
         'price_mismatch' as anomaly_type,
         invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         customer_id,
         subscription_id,
         period_start,
@@ -243,8 +243,8 @@ price_mismatch as (
         usd_per_unit,
         book_priced_amount as expected_amount,
         mispriced_amount as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         'unit_price_differs_from_price_book' as detail
     from checked_invoices
     where mispriced_lines > 0
@@ -257,7 +257,7 @@ discount_error as (
     select
         'discount_error' as anomaly_type,
         invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         customer_id,
         subscription_id,
         period_start,
@@ -266,8 +266,8 @@ discount_error as (
         usd_per_unit,
         expected_recurring_discount as expected_amount,
         recurring_discount as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         case
             when expected_recurring_discount = 0 then 'given_when_not_due'
             when recurring_discount = 0 then 'missing_when_due'
@@ -284,7 +284,7 @@ invoice_currency_mismatch as (
     select
         'currency_mismatch' as anomaly_type,
         invoices.invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         invoices.customer_id,
         invoices.subscription_id,
         invoices.period_start,
@@ -366,8 +366,8 @@ payment_duplicate_charge as (
         invoices.usd_per_unit,
         invoices.total_amount as expected_amount,
         paid_running.paid_so_far as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         'duplicate_payment' as detail
     from paid_running
     inner join invoices
@@ -405,7 +405,7 @@ invoice_duplicate_charge as (
     select
         'duplicate_charge' as anomaly_type,
         invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         customer_id,
         subscription_id,
         period_start,
@@ -415,7 +415,7 @@ invoice_duplicate_charge as (
         total_amount as expected_amount,
         cast(0 as decimal(18, 4)) as actual_amount,
         '1' as expected_code,
-        cast(copy_number as varchar) as actual_code,
+        cast(copy_number as {{ dbt.type_string() }}) as actual_code,
         'duplicate_invoice of ' || original_invoice_id as detail
     from cycle_invoices
     where copy_number > 1
@@ -461,7 +461,7 @@ invoice_after_cancellation as (
     select
         'invoice_after_cancellation' as anomaly_type,
         invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         customer_id,
         subscription_id,
         period_start,
@@ -470,8 +470,8 @@ invoice_after_cancellation as (
         usd_per_unit,
         cast(0 as decimal(18, 4)) as expected_amount,
         total_amount as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         'cycle_invoice_after_' || event_type as detail
     from cycle_invoice_states
     where recency = 1 and is_end
@@ -547,7 +547,7 @@ amount_spike as (
     select
         'amount_spike' as anomaly_type,
         invoices.invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         invoices.customer_id,
         invoices.subscription_id,
         invoices.period_start,
@@ -556,8 +556,8 @@ amount_spike as (
         invoices.usd_per_unit,
         recurring_invoices.previous_total_amount as expected_amount,
         invoices.total_amount as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         'quantity_above_previous_invoice_without_event' as detail
     from spiked_invoices
     inner join invoices
@@ -592,7 +592,7 @@ proration_error as (
     select
         'proration_error' as anomaly_type,
         invoices.invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         invoices.customer_id,
         invoices.subscription_id,
         invoices.period_start,
@@ -601,8 +601,8 @@ proration_error as (
         invoices.usd_per_unit,
         proration_invoices.expected_amount,
         proration_invoices.billed_amount as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         case
             when proration_invoices.wrong_lines_not_full_period = 0 then 'full_period_not_prorated'
             else 'prorated_amount_off'
@@ -638,8 +638,8 @@ missed_invoice as (
 
     select
         'missed_invoice' as anomaly_type,
-        cast(null as varchar) as invoice_id,
-        cast(null as varchar) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as invoice_id,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
         billing_periods.customer_id,
         billing_periods.subscription_id,
         billing_periods.period_started_at as period_start,
@@ -648,8 +648,8 @@ missed_invoice as (
         billing_periods.usd_per_unit,
         billing_periods.expected_total_amount as expected_amount,
         cast(0 as decimal(18, 4)) as actual_amount,
-        cast(null as varchar) as expected_code,
-        cast(null as varchar) as actual_code,
+        cast(null as {{ dbt.type_string() }}) as expected_code,
+        cast(null as {{ dbt.type_string() }}) as actual_code,
         case
             when billing_periods.period_started_at = billing_periods.life_started_at
                 then 'first_period_of_' || billing_periods.life_start_event_type || '_not_invoiced'
@@ -703,7 +703,7 @@ unioned as (
 {#- an invoice or payment anomaly by its documents; a missed invoice by its period -#}
 {%- set anomaly_key = [
     "anomaly_type", "'|'",
-    "coalesce(invoice_id, subscription_id || '@' || cast(period_start as varchar), '')", "'|'",
+    "coalesce(invoice_id, subscription_id || '@' || cast(period_start as " ~ dbt.type_string() ~ "), '')", "'|'",
     "coalesce(payment_id, '')"
 ] %}
 

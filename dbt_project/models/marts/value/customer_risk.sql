@@ -114,9 +114,10 @@ residual_values as (
 
     select
         *,
-        cast(round(
-            {{ var('gross_margin') }} * mrr_start_usd * months_per_period * discounted_expected_residual_lifetime, 2
-        ) as decimal(18, 2)) as expected_residual_lifetime_usd
+        -- a double rounded as DuckDB rounds it, on every adapter (macros/cross_db/doubles.sql)
+        cast({{ round_double(
+            var('gross_margin') ~ ' * mrr_start_usd * months_per_period * discounted_expected_residual_lifetime', 2
+        ) }} as decimal(18, 2)) as expected_residual_lifetime_usd
     from valued
 
 ),
@@ -161,7 +162,8 @@ final as (
         residual_lifetime_basis,
         discounted_expected_residual_lifetime,
         expected_residual_lifetime_usd,
-        cast(round(risk_score * expected_residual_lifetime_usd, 2) as decimal(18, 2)) as value_at_risk_usd,
+        cast({{ round_double('risk_score * expected_residual_lifetime_usd', 2) }} as decimal(18, 2))
+            as value_at_risk_usd,
         case
             when mrr_start_usd is null then 'no MRR: a live item has no price-book price'
             when billing_period is null then 'no billing period at the snapshot'

@@ -37,7 +37,10 @@ simple_clv as (
         segment_value,
         customers_start,
         mrr_start_usd,
-        case when customers_start > 0 then mrr_start_usd / customers_start end as arpa_usd,
+        -- doubles, divided and rounded alike on every adapter (macros/cross_db/doubles.sql)
+        case
+            when customers_start > 0 then cast(mrr_start_usd as double) / customers_start
+        end as arpa_usd,
         avg(logo_churn_rate) over (
             partition by segment_dimension, segment_value
             order by month
@@ -103,7 +106,8 @@ period_values as (
 
     select
         *,
-        {{ var('gross_margin') }} * (mrr_usd / customers) * months_per_period * discounted_expected_lifetime
+        {{ var('gross_margin') }} * (cast(mrr_usd as double) / customers)
+        * months_per_period * discounted_expected_lifetime
             as clv_sbg_per_customer_usd,
         row_number() over (
             partition by month, segment_dimension, segment_value
@@ -153,22 +157,26 @@ final as (
         simple_clv.segment_value,
         simple_clv.customers_start,
         simple_clv.mrr_start_usd,
-        round(simple_clv.arpa_usd, 4) as arpa_usd,
+        {{ round_double('simple_clv.arpa_usd', 4) }} as arpa_usd,
         -- a trailing-12-month mean needs 12 months with a churn rate
         case
-            when simple_clv.churn_months_in_window = 12 then round(simple_clv.trailing_logo_churn_rate, 6)
+            when simple_clv.churn_months_in_window = 12
+                then {{ round_double('simple_clv.trailing_logo_churn_rate', 6) }}
         end as trailing_12m_logo_churn_rate,
         case
             when simple_clv.churn_months_in_window = 12 and simple_clv.trailing_logo_churn_rate > 0
-                then round(simple_clv.arpa_usd * {{ var('gross_margin') }} / simple_clv.trailing_logo_churn_rate, 2)
+                then {{ round_double(
+                    'simple_clv.arpa_usd * ' ~ var('gross_margin') ~ ' / simple_clv.trailing_logo_churn_rate', 2
+                ) }}
         end as clv_simple_usd,
         main_fits.sbg_billing_period,
         main_fits.sbg_alpha,
         main_fits.sbg_beta,
         main_fits.sbg_fit_source,
-        round(sbg_clv.clv_sbg_usd, 2) as clv_sbg_usd,
+        {{ round_double('sbg_clv.clv_sbg_usd', 2) }} as clv_sbg_usd,
         case
-            when sbg_clv.customers > 0 then round(1.0 * sbg_clv.customers_with_fit / sbg_clv.customers, 4)
+            when sbg_clv.customers > 0
+                then {{ round_double('cast(sbg_clv.customers_with_fit as double) / sbg_clv.customers', 4) }}
         end as clv_sbg_coverage
     from simple_clv
     left join sbg_clv
