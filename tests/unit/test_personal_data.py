@@ -131,10 +131,14 @@ def test_a_failing_expectation_on_a_survey_batch_gives_no_email_in_its_examples_
 
 @pytest.fixture()
 def restore_record_factory():
-    factory = logging.getLogRecordFactory()
+    """Start from logging's plain factory (importing orchestration.definitions or running the
+    CLI earlier in this process installs the redaction), and put back whatever was there."""
+    factory, installed = logging.getLogRecordFactory(), personal_data._installed_factory
+    logging.setLogRecordFactory(logging.LogRecord)
+    personal_data._installed_factory = None
     yield
     logging.setLogRecordFactory(factory)
-    personal_data._installed_factory = None
+    personal_data._installed_factory = installed
 
 
 def test_log_records_of_any_logger_are_redacted_once_installed(restore_record_factory):
