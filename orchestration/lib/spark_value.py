@@ -19,10 +19,8 @@ from orchestration.defs.value.assets import (
     SURVIVAL_COLUMNS,
     TABLE,
     TABLE_COLUMNS,
-    fit_segments,
-    residual_lifetimes,
+    fit_with_policy,
 )
-from orchestration.lib.policy import load_policy
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,18 +51,11 @@ def _write_table(spark: SparkSession, table: str, columns: dict[str, str], frame
 def fit_sbg_on_spark(spark: SparkSession, fitted_at: dt.datetime | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Fit the sBG per segment and billing period on Spark's survival table and write both value
     tables; returns (parameters, residual lifetimes) as written."""
-    policy = load_policy()
     fitted_at = fitted_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # SURVIVAL_COLUMNS names billing_period twice (a fit key and a segment dimension).
     columns = ", ".join(dict.fromkeys(SURVIVAL_COLUMNS))
     lives = pl.from_arrow(spark.sql(f"select {columns} from {SURVIVAL_TABLE}").toArrow())
-    parameters = fit_segments(
-        lives,
-        fitted_at,
-        annual_discount_rate=policy["reporting"]["annual_discount_rate"],
-        months_per_period=policy["billing"]["months_per_period"],
-    )
-    residuals = residual_lifetimes(parameters)
+    parameters, residuals = fit_with_policy(lives, fitted_at)
     spark.sql("create database if not exists marts")
     _write_table(spark, TABLE, TABLE_COLUMNS, parameters)
     _write_table(spark, RESIDUAL_TABLE, RESIDUAL_TABLE_COLUMNS, residuals)

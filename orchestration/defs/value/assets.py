@@ -260,6 +260,19 @@ _MARTS_SPEC = {
 
 # One op writes both tables in one transaction: the residual lifetimes are a function of the
 # fit, and a reader must never see one table from a newer fit than the other.
+def fit_with_policy(lives: pl.DataFrame, fitted_at: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sBG fit and residual lifetimes under the billing policy's discount rate and period
+    length: one place for the DuckDB asset and the Spark build (lib/spark_value.py)."""
+    policy = load_policy()
+    parameters = fit_segments(
+        lives,
+        fitted_at,
+        annual_discount_rate=policy["reporting"]["annual_discount_rate"],
+        months_per_period=policy["billing"]["months_per_period"],
+    )
+    return parameters, residual_lifetimes(parameters)
+
+
 @dg.multi_asset(
     name="sbg_fit",
     specs=[
@@ -290,17 +303,10 @@ _MARTS_SPEC = {
 )
 def sbg_parameters(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Fits the sBG per segment and billing period and tabulates the residual lifetimes."""
-    policy = load_policy()
     fitted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with warehouse.connect() as conn:
         lives = conn.sql(f"select {', '.join(SURVIVAL_COLUMNS)} from intermediate.int_sbg_survival").pl()
-        parameters = fit_segments(
-            lives,
-            fitted_at,
-            annual_discount_rate=policy["reporting"]["annual_discount_rate"],
-            months_per_period=policy["billing"]["months_per_period"],
-        )
-        residuals = residual_lifetimes(parameters)
+        parameters, residuals = fit_with_policy(lives, fitted_at)
         write_parameters(conn, parameters, residuals)
     fitted = parameters.filter(pl.col("status") == sbg.FITTED)
     skipped = parameters.filter(pl.col("status") != sbg.FITTED)
